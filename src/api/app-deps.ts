@@ -1,0 +1,16 @@
+import type { Config } from '../config.js';
+import type { Engine } from '../engine/engine.js';
+import type { BlobStore } from '../store/blob-store.js';
+import type { MetaStore } from '../store/meta-store.js';
+import type { UpstreamClient } from '../upstream/upstream-client.js';
+
+/** Everything the HTTP layer talks to; built by api/server.ts (or a test). */
+export interface AppDeps {
+  config: Config;
+  store: MetaStore;
+  blobs: BlobStore;
+  engine: Engine;
+  upstream: UpstreamClient;
+  /** Directory of the built dashboard (index.html and assets). */
+  webDir: string;
+}

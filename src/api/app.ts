@@ -1,0 +1,61 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+import multipart from '@fastify/multipart';
+import Fastify, { type FastifyInstance, type FastifyServerOptions, LogController } from 'fastify';
+
+import { InvalidRequestError, newRequestId } from '../domain/index.js';
+import type { AppDeps } from './app-deps.js';
+import { batchesRoutes } from './batches-routes.js';
+import { installErrorHandling } from './error-handler.js';
+import { filesRoutes } from './files-routes.js';
+import { healthRoutes } from './health-routes.js';
+
+const JSON_BODY_LIMIT = 1024 * 1024;
+
+/** Builds the HTTP app without listening (tests may `inject`); api/server.ts listens. */
+export async function buildApp(deps: AppDeps, logger: FastifyServerOptions['loggerInstance']): Promise<FastifyInstance> {
+  const app = Fastify({
+    loggerInstance: logger,
+    genReqId: () => newRequestId(),
+    logController: new LogController({ requestIdLogLabel: 'requestId', disableRequestLogging: true }),
+    bodyLimit: JSON_BODY_LIMIT,
+    return503OnClosing: true,
+  }) as unknown as FastifyInstance;
+
+  // The SDKs may send `Content-Type: application/json` with an empty body (GET, DELETE, cancel).
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string', bodyLimit: JSON_BODY_LIMIT }, (_req, body, done) => {
+    const text = (body as string).trim();
+    if (text === '') return done(null, undefined);
+    try {
+      done(null, JSON.parse(text));
+    } catch {
+      done(new InvalidRequestError('The request body is not valid JSON.', { code: 'invalid_json' }), undefined);
+    }
+  });
+
+  await app.register(multipart, {
+    limits: { fileSize: deps.config.maxFileBytes, files: 1, fields: 10, fieldSize: 4096, parts: 20, headerPairs: 100 },
+  });
+
+  installErrorHandling(app);
+  app.addHook('onSend', async (req, reply) => {
+    void reply.header('x-request-id', req.id);
+    void reply.header('x-content-type-options', 'nosniff');
+  });
+  app.addHook('onResponse', async (req, reply) => {
+    const line = { method: req.method, url: req.url.slice(0, 200), status: reply.statusCode, ms: Math.round(reply.elapsedTime) };
+    if (reply.statusCode >= 500) req.log.error(line, 'request failed');
+    else if (req.method !== 'GET') req.log.info(line, 'request');
+    else req.log.debug(line, 'request');
+  });
+
+  const indexHtml = readFileSync(join(deps.webDir, 'index.html'), 'utf8');
+  app.get('/', async (_req, reply) => reply.type('text/html; charset=utf-8').send(indexHtml));
+
+  healthRoutes(app, deps);
+  filesRoutes(app, deps);
+  batchesRoutes(app, deps);
+  return app;
+}

@@ -1,0 +1,84 @@
+import type { FastifyInstance } from 'fastify';
+
+import { batchNotFound, type BatchRecord, emptyUsage, fileNotFound, InvalidRequestError, isWellFormedId, newBatchId, nowSeconds, serializeBatch } from '../domain/index.js';
+import type { AppDeps } from './app-deps.js';
+import { parseCreateBatch } from './batch-params.js';
+import { listEnvelope, parseAfter, parseLimit } from './list-params.js';
+
+type IdParams = { Params: { id: string } };
+
+export function batchesRoutes(app: FastifyInstance, deps: AppDeps): void {
+  const { store, engine, config } = deps;
+  const endpoints = ['/v1/chat/completions', '/v1/completions', '/v1/embeddings', '/v1/responses', ...config.extraEndpoints];
+
+  /** The stored batch with the engine's live counters laid over it. */
+  const present = (b: BatchRecord): Record<string, unknown> => {
+    const live = engine.live(b.id);
+    if (!live) return serializeBatch(b, { queuePosition: engine.queuePosition(b.id), inFlight: 0 });
+    return serializeBatch({ ...b, requestCounts: live.counts, usage: live.usage }, live.live);
+  };
+
+  const getBatchOr404 = async (id: string): Promise<BatchRecord> => {
+    const b = isWellFormedId(id) ? await store.getBatch(id) : null;
+    if (!b) throw batchNotFound(id);
+    return b;
+  };
+
+  app.post('/v1/batches', async (req) => {
+    const p = parseCreateBatch(req.body, endpoints);
+    const input = isWellFormedId(p.inputFileId) ? await store.getFile(p.inputFileId) : null;
+    if (!input) throw fileNotFound(p.inputFileId);
+    if (input.purpose !== 'batch') {
+      throw new InvalidRequestError(`File ${input.id} has purpose '${input.purpose}'; a batch needs a file uploaded with purpose 'batch'.`, {
+        param: 'input_file_id',
+        code: 'invalid_file_purpose',
+      });
+    }
+    const now = nowSeconds();
+    const batch: BatchRecord = {
+      id: newBatchId(),
+      inputFileId: input.id,
+      endpoint: p.endpoint,
+      completionWindow: p.completionWindow,
+      status: 'validating',
+      model: null,
+      metadata: p.metadata,
+      errors: null,
+      outputFileId: null,
+      errorFileId: null,
+      createdAt: now,
+      inProgressAt: null,
+      expiresAt: now + p.windowSeconds,
+      finalizingAt: null,
+      completedAt: null,
+      failedAt: null,
+      expiredAt: null,
+      cancellingAt: null,
+      cancelledAt: null,
+      requestCounts: { total: 0, completed: 0, failed: 0 },
+      usage: emptyUsage(),
+      outputExpiresAfter: p.outputExpiresAfter,
+    };
+    await store.insertBatch(batch);
+    engine.submit(batch);
+    return present(batch);
+  });
+
+  app.get<{ Querystring: Record<string, string | undefined> }>('/v1/batches', async (req) => {
+    const page = await store.listBatches({ limit: parseLimit(req.query.limit, 20, 100), after: parseAfter(req.query.after, 'batch_') });
+    return listEnvelope(page.data.map(present), page.hasMore);
+  });
+
+  app.get<IdParams>('/v1/batches/:id', async (req) => present(await getBatchOr404(req.params.id)));
+
+  app.post<IdParams>('/v1/batches/:id/cancel', async (req) => {
+    await getBatchOr404(req.params.id);
+    return present(await engine.cancel(req.params.id));
+  });
+
+  app.delete<IdParams>('/v1/batches/:id', async (req) => {
+    const b = await getBatchOr404(req.params.id);
+    await engine.deleteBatch(b.id);
+    return { id: b.id, object: 'batch', deleted: true };
+  });
+}

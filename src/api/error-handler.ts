@@ -1,0 +1,48 @@
+import type { FastifyError, FastifyInstance } from 'fastify';
+
+import { BeshError } from '../domain/index.js';
+
+/** OpenAI's error envelope: {error:{message,type,param,code}}. */
+export function envelope(message: string, type: string, param: string | null = null, code: string | null = null): { error: Record<string, unknown> } {
+  return { error: { message, type, param, code } };
+}
+
+/**
+ * Maps every error to OpenAI's envelope, once. Typed BeshErrors carry their status; Fastify's own
+ * errors (bad JSON, body too large, unsupported media type) keep their 4xx status; anything else
+ * is logged and answered with a generic 500 that reveals nothing.
+ */
+export function installErrorHandling(app: FastifyInstance): void {
+  app.setErrorHandler((err: FastifyError | BeshError | Error, req, reply) => {
+    if (err instanceof BeshError) {
+      if (err.shouldRetry === false) void reply.header('x-should-retry', 'false');
+      return reply.status(err.status).send(envelope(err.message, err.type, err.param, err.code));
+    }
+    const status = (err as FastifyError).statusCode;
+    if (typeof status === 'number' && status >= 400 && status < 500) {
+      return reply.status(status).send(envelope(clientMessage(err as FastifyError), 'invalid_request_error', null, (err as FastifyError).code ?? null));
+    }
+    req.log.error({ err }, 'unhandled error');
+    return reply.status(500).send(envelope('The server had an error while processing your request.', 'server_error'));
+  });
+
+  app.setNotFoundHandler((req, reply) => {
+    void reply
+      .status(404)
+      .send(envelope(`Unknown request URL: ${req.method} ${req.url.split('?')[0]!.slice(0, 200)}.`, 'invalid_request_error', null, 'unknown_url'));
+  });
+}
+
+function clientMessage(err: FastifyError): string {
+  switch (err.code) {
+    case 'FST_ERR_CTP_INVALID_JSON_BODY':
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+      return 'The request body is not valid JSON.';
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return 'The request body is too large.';
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return `Unsupported Content-Type: ${err.message.replace(/^Unsupported Media Type: ?/, '')}`;
+    default:
+      return err.message;
+  }
+}

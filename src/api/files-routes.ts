@@ -1,0 +1,65 @@
+import type { FastifyInstance } from 'fastify';
+
+import { ConflictError, FILE_PURPOSES, fileNotFound, type FilePurpose, InvalidRequestError, isWellFormedId, serializeFile } from '../domain/index.js';
+import type { AppDeps } from './app-deps.js';
+import { receiveUpload } from './file-upload.js';
+import { listEnvelope, parseAfter, parseLimit, parseOrder } from './list-params.js';
+
+type IdParams = { Params: { id: string } };
+
+export function filesRoutes(app: FastifyInstance, deps: AppDeps): void {
+  const { store, blobs, config } = deps;
+
+  const getFileOr404 = async (id: string) => {
+    const f = isWellFormedId(id) ? await store.getFile(id) : null;
+    if (!f) throw fileNotFound(id);
+    return f;
+  };
+
+  app.post('/v1/files', async (req) => {
+    const file = await receiveUpload(req, blobs, { maxFileBytes: config.maxFileBytes, maxLineBytes: config.maxLineBytes });
+    try {
+      await store.insertFile(file);
+    } catch (err) {
+      await blobs.delete(file.blobKey);
+      throw err;
+    }
+    return serializeFile(file);
+  });
+
+  app.get<{ Querystring: Record<string, string | undefined> }>('/v1/files', async (req) => {
+    const q = req.query;
+    let purpose: FilePurpose | undefined;
+    if (q.purpose !== undefined && q.purpose !== '') {
+      if (!(FILE_PURPOSES as readonly string[]).includes(q.purpose)) {
+        throw new InvalidRequestError(`Invalid 'purpose': expected one of ${FILE_PURPOSES.join(', ')}.`, { param: 'purpose', code: 'invalid_value' });
+      }
+      purpose = q.purpose as FilePurpose;
+    }
+    const page = await store.listFiles({ purpose, limit: parseLimit(q.limit, 10_000, 10_000), order: parseOrder(q.order), after: parseAfter(q.after, 'file-') });
+    return listEnvelope(page.data.map(serializeFile), page.hasMore);
+  });
+
+  app.get<IdParams>('/v1/files/:id', async (req) => serializeFile(await getFileOr404(req.params.id)));
+
+  app.get<IdParams>('/v1/files/:id/content', async (req, reply) => {
+    const f = await getFileOr404(req.params.id);
+    const size = await blobs.size(f.blobKey);
+    if (size === null) throw fileNotFound(req.params.id);
+    return reply
+      .type('application/octet-stream')
+      .header('content-length', size)
+      .header('content-disposition', `attachment; filename="${f.filename.replace(/[^\w.-]/g, '_')}"`)
+      .send(blobs.openRead(f.blobKey));
+  });
+
+  app.delete<IdParams>('/v1/files/:id', async (req) => {
+    const f = await getFileOr404(req.params.id);
+    if (await store.isInputOfUnfinishedBatch(f.id)) {
+      throw new ConflictError(`File ${f.id} is the input of a batch that has not finished; cancel or wait for the batch before deleting it.`, { param: 'file_id', code: 'file_in_use' });
+    }
+    await store.deleteFile(f.id);
+    await blobs.delete(f.blobKey);
+    return { id: f.id, object: 'file', deleted: true };
+  });
+}

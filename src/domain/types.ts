@@ -1,0 +1,116 @@
+/**
+ * Batch status, as OpenAI defines it. Transitions (engine/ enforces them):
+ *
+ *   validating ─┬─► failed                      input invalid (errors.data names the lines)
+ *               └─► in_progress ─► finalizing ─► completed
+ *   in_progress ─► (expires_at passes) ─► expired        unsent lines → error file `batch_expired`
+ *   validating|in_progress|finalizing ─cancel─► cancelling ─► cancelled
+ *
+ * A batch waiting for a slot keeps `validating`; its place in the queue is an extra field.
+ */
+export const BATCH_STATUSES = [
+  'validating',
+  'failed',
+  'in_progress',
+  'finalizing',
+  'completed',
+  'expired',
+  'cancelling',
+  'cancelled',
+] as const;
+export type BatchStatus = (typeof BATCH_STATUSES)[number];
+
+export const TERMINAL_STATUSES: ReadonlySet<BatchStatus> = new Set(['failed', 'completed', 'expired', 'cancelled']);
+export const isTerminal = (s: BatchStatus): boolean => TERMINAL_STATUSES.has(s);
+
+export const FILE_PURPOSES = ['batch', 'batch_output', 'assistants', 'fine-tune', 'vision', 'user_data', 'evals'] as const;
+export type FilePurpose = (typeof FILE_PURPOSES)[number];
+/** Purposes a client may upload; `batch_output` is only ever made by the engine. */
+export const UPLOAD_PURPOSES: readonly FilePurpose[] = FILE_PURPOSES.filter((p) => p !== 'batch_output');
+
+export interface FileRecord {
+  id: string;
+  filename: string;
+  purpose: FilePurpose;
+  bytes: number;
+  createdAt: number; // unix seconds
+  expiresAt: number | null;
+  /** Key of the bytes in the blob store. */
+  blobKey: string;
+  /** Set on output/error files: the batch that produced them. */
+  batchId: string | null;
+}
+
+export interface BatchError {
+  code: string;
+  message: string;
+  param: string | null;
+  line: number | null;
+}
+
+export interface RequestCounts {
+  total: number;
+  completed: number;
+  failed: number;
+}
+
+export interface Usage {
+  inputTokens: number;
+  cachedTokens: number;
+  outputTokens: number;
+  reasoningTokens: number;
+  totalTokens: number;
+}
+
+export const emptyUsage = (): Usage => ({ inputTokens: 0, cachedTokens: 0, outputTokens: 0, reasoningTokens: 0, totalTokens: 0 });
+
+export interface BatchRecord {
+  id: string;
+  inputFileId: string;
+  endpoint: string;
+  completionWindow: string;
+  status: BatchStatus;
+  model: string | null;
+  metadata: Record<string, string> | null;
+  errors: BatchError[] | null;
+  outputFileId: string | null;
+  errorFileId: string | null;
+  createdAt: number;
+  inProgressAt: number | null;
+  expiresAt: number;
+  finalizingAt: number | null;
+  completedAt: number | null;
+  failedAt: number | null;
+  expiredAt: number | null;
+  cancellingAt: number | null;
+  cancelledAt: number | null;
+  requestCounts: RequestCounts;
+  usage: Usage;
+  /** Seconds the output/error files live after they are written (OpenAI `output_expires_after`). */
+  outputExpiresAfter: number | null;
+}
+
+/** Live, in-memory figures the engine adds to a batch object (never persisted separately). */
+export interface BatchLive {
+  /** 1-based place among batches waiting for admission, null when admitted or finished. */
+  queuePosition: number | null;
+  inFlight: number;
+}
+
+/** A page of a cursor-paginated list. */
+export interface Page<T> {
+  data: T[];
+  hasMore: boolean;
+}
+
+export interface ListFilesQuery {
+  purpose?: FilePurpose | undefined;
+  limit: number;
+  order: 'asc' | 'desc';
+  after?: string | undefined;
+}
+
+export interface ListBatchesQuery {
+  limit: number;
+  after?: string | undefined;
+}

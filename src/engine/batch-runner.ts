@@ -1,0 +1,436 @@
+import { mkdir } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { performance } from 'node:perf_hooks';
+
+import {
+  type BatchRecord,
+  type BatchStatus,
+  emptyUsage,
+  type FileRecord,
+  newBatchRequestId,
+  newFileId,
+  nowSeconds,
+  type RequestCounts,
+  type Usage,
+} from '../domain/index.js';
+import { addUsage, errorLine, extractUsage, httpErrorLine, readLines, ResultWriter, scanResultFile, successLine } from '../jsonl/index.js';
+import { classifyStatus, isRetryable } from '../upstream/outcome.js';
+import { setLongTimeout, sleep } from './abortable-sleep.js';
+import { type EngineContext, errorKey, outputKey } from './engine-context.js';
+import { retryDelayMs } from './retry-policy.js';
+import { validateInput } from './validate-input.js';
+
+/**
+ * Runs one batch from where the store says it is to a terminal status (or until shutdown).
+ *
+ * Phases:
+ *   validating   read the whole input once, check every line → in_progress | failed
+ *   running      stream the input; for each line not already in the output/error files (resume),
+ *                take a fair slot, send upstream with retries, append the result
+ *   settling     input exhausted or stop requested: wait for in-flight requests
+ *   finishing    completed | cancelled | expired (writing the lines never sent to the error
+ *                file as batch_cancelled / batch_expired), or nothing on shutdown/delete
+ *
+ * Stop reasons:
+ *   cancel    stop taking lines, let in-flight requests end within cancelGraceMs, then abort them
+ *   expire    the deadline passed: abort everything at once
+ *   shutdown  stop taking lines, let in-flight end within shutdownGraceMs; the batch stays
+ *             in_progress and resumes from its files at next start
+ *   delete    abort everything, write nothing more (the batch is being removed)
+ *
+ * The output/error files are the source of truth for "done": nothing is written per request to
+ * the store; counters are flushed every progressFlushMs and recomputed from the files on resume.
+ */
+export type StopReason = 'cancel' | 'expire' | 'shutdown' | 'delete';
+
+const STOP_PRIORITY: Record<StopReason, number> = { shutdown: 1, cancel: 2, expire: 3, delete: 4 };
+
+interface LineRequest {
+  customId: string;
+  url: string;
+  body: string;
+}
+
+export class BatchRunner {
+  readonly batchId: string;
+  readonly #ctx: EngineContext;
+  #counts: RequestCounts = { total: 0, completed: 0, failed: 0 };
+  #usage: Usage = emptyUsage();
+  #inFlight = 0;
+  #dirty = false;
+  #stopReason: StopReason | null = null;
+  /** Aborts waiting for slots and retry backoffs: no new attempt starts. */
+  readonly #stopTaking = new AbortController();
+  /** Aborts requests already sent upstream. */
+  readonly #abortRequests = new AbortController();
+  #graceTimer: NodeJS.Timeout | null = null;
+  #idleWaiters: Array<() => void> = [];
+  /** Custom ids whose request was aborted before a result was written. */
+  readonly #abandoned: string[] = [];
+  /** Highest input line handed to a request; later lines were never sent. */
+  #lastStartedLine = 0;
+  #out: ResultWriter | null = null;
+  #err: ResultWriter | null = null;
+
+  constructor(ctx: EngineContext, batchId: string) {
+    this.#ctx = ctx;
+    this.batchId = batchId;
+  }
+
+  get counts(): RequestCounts {
+    return { ...this.#counts };
+  }
+  get usage(): Usage {
+    return { ...this.#usage };
+  }
+  get inFlight(): number {
+    return this.#inFlight;
+  }
+  get stopReason(): StopReason | null {
+    return this.#stopReason;
+  }
+
+  stop(reason: StopReason): void {
+    if (this.#stopReason && STOP_PRIORITY[this.#stopReason] >= STOP_PRIORITY[reason]) return;
+    this.#stopReason = reason;
+    if (!this.#stopTaking.signal.aborted) this.#stopTaking.abort(new Error(`batch ${reason}`));
+    if (reason === 'expire' || reason === 'delete') {
+      this.#abortNow();
+      return;
+    }
+    const grace = reason === 'cancel' ? this.#ctx.opts.cancelGraceMs : this.#ctx.opts.shutdownGraceMs;
+    if (this.#graceTimer) clearTimeout(this.#graceTimer);
+    this.#graceTimer = setTimeout(() => this.#abortNow(), grace);
+    this.#graceTimer.unref();
+  }
+
+  #abortNow(): void {
+    if (!this.#abortRequests.signal.aborted) this.#abortRequests.abort(new Error('requests aborted'));
+  }
+
+  /** Drives the batch; never rejects (unexpected faults fail the batch with a clear error). */
+  async run(): Promise<void> {
+    const { store, log } = this.#ctx;
+    let expiry: { clear(): void } | null = null;
+    try {
+      let batch = await store.getBatch(this.batchId);
+      if (!batch) return;
+      expiry = setLongTimeout(() => this.stop('expire'), batch.expiresAt * 1000 - Date.now());
+      if (batch.status === 'validating') {
+        // A cancel may have moved the batch while it validated: read where it is now.
+        batch = (await this.#validate(batch)) ?? (await store.getBatch(this.batchId));
+        if (!batch) return;
+      }
+      if (batch.status === 'in_progress' || batch.status === 'finalizing' || batch.status === 'cancelling') {
+        await this.#process(batch);
+      }
+    } catch (err) {
+      log.error({ err, batchId: this.batchId }, 'batch runner failed');
+      await this.#failUnexpectedly(err).catch((e: unknown) => log.error({ err: e, batchId: this.batchId }, 'could not mark batch failed'));
+    } finally {
+      expiry?.clear();
+      if (this.#graceTimer) clearTimeout(this.#graceTimer);
+    }
+  }
+
+  async #validate(batch: BatchRecord): Promise<BatchRecord | null> {
+    const { store } = this.#ctx;
+    const input = await store.getFile(batch.inputFileId);
+    if (!input) {
+      return this.#transition(['validating'], 'failed', {
+        errors: [
+          { code: 'invalid_request', message: `Cannot find file ${batch.inputFileId}.`, param: 'input_file_id', line: null },
+        ],
+      });
+    }
+    let result;
+    try {
+      result = await validateInput(this.#ctx, input.blobKey, batch.endpoint, this.#stopTaking.signal);
+    } catch (err) {
+      if (this.#stopReason) return this.#stopWhileValidating();
+      throw err;
+    }
+    if (this.#stopReason) return this.#stopWhileValidating();
+    if (result.errors.length > 0) {
+      return this.#transition(['validating'], 'failed', {
+        errors: result.errors,
+        requestCounts: { total: result.total, completed: 0, failed: 0 },
+      });
+    }
+    this.#counts = { total: result.total, completed: 0, failed: 0 };
+    return this.#transition(['validating'], 'in_progress', { requestCounts: this.#counts, model: result.model });
+  }
+
+  async #stopWhileValidating(): Promise<null> {
+    switch (this.#stopReason) {
+      case 'cancel':
+        await this.#transition(['validating', 'cancelling'], 'cancelled', {});
+        break;
+      case 'expire':
+        await this.#transition(['validating'], 'expired', {});
+        break;
+      default:
+        break; // shutdown: validate again next start; delete: the batch is going away
+    }
+    return null;
+  }
+
+  async #process(batch: BatchRecord): Promise<void> {
+    const { store, blobs, opts } = this.#ctx;
+    const input = await store.getFile(batch.inputFileId);
+    if (!input) throw new Error(`input file ${batch.inputFileId} of batch ${batch.id} is missing`);
+
+    // Resume: whatever is in the output/error files is done and is not sent again.
+    const done = new Set<string>();
+    const usage = emptyUsage();
+    const outScan = await scanResultFile(blobs.pathOf(outputKey(batch.id)), (text) => {
+      const u = usageOfOutputLine(text);
+      if (u) addUsage(usage, u);
+    });
+    const errScan = await scanResultFile(blobs.pathOf(errorKey(batch.id)));
+    for (const id of outScan.customIds) done.add(id);
+    for (const id of errScan.customIds) done.add(id);
+    this.#counts = { total: Math.max(batch.requestCounts.total, this.#counts.total), completed: outScan.lines, failed: errScan.lines };
+    this.#usage = usage;
+    await mkdir(dirname(blobs.pathOf(outputKey(batch.id))), { recursive: true });
+    this.#out = await ResultWriter.open(blobs.pathOf(outputKey(batch.id)));
+    this.#err = await ResultWriter.open(blobs.pathOf(errorKey(batch.id)));
+
+    if (batch.status === 'cancelling') this.stop('cancel');
+    const flusher = setInterval(() => void this.#flushProgress(), opts.progressFlushMs);
+    flusher.unref();
+    try {
+      if (batch.status !== 'finalizing') await this.#sendAll(input.blobKey, done);
+      await this.#settled();
+      if (this.#graceTimer) clearTimeout(this.#graceTimer);
+      await this.#finish(batch, input.blobKey, done);
+    } finally {
+      clearInterval(flusher);
+      await this.#out.close();
+      await this.#err.close();
+    }
+  }
+
+  async #sendAll(inputKey: string, done: Set<string>): Promise<void> {
+    const { blobs, slots, opts } = this.#ctx;
+    const stream = blobs.openRead(inputKey);
+    try {
+      for await (const raw of readLines(stream, { maxLineBytes: opts.maxLineBytes })) {
+        if (this.#stopReason) break;
+        if (raw.text.trim() === '') continue;
+        const req = parseRequest(raw.text);
+        if (done.has(req.customId)) continue;
+        try {
+          await slots.acquire(this.batchId, this.#stopTaking.signal);
+        } catch {
+          break; // stop requested while waiting for a slot
+        }
+        this.#lastStartedLine = raw.line;
+        this.#launch(req);
+        if (this.#out!.needsDrain) await this.#out!.drain();
+        if (this.#err!.needsDrain) await this.#err!.drain();
+      }
+    } finally {
+      stream.destroy();
+    }
+  }
+
+  #launch(req: LineRequest): void {
+    this.#inFlight++;
+    void this.#dispatch(req)
+      .catch((err: unknown) => this.#ctx.log.error({ err, batchId: this.batchId }, 'request dispatch failed'))
+      .finally(() => {
+        this.#ctx.slots.release(this.batchId);
+        this.#inFlight--;
+        if (this.#inFlight === 0) for (const w of this.#idleWaiters.splice(0)) w();
+      });
+  }
+
+  #settled(): Promise<void> {
+    if (this.#inFlight === 0) return Promise.resolve();
+    return new Promise((resolve) => this.#idleWaiters.push(resolve));
+  }
+
+  async #dispatch(req: LineRequest): Promise<void> {
+    const { upstream, opts, events } = this.#ctx;
+    const started = performance.now();
+    for (let attempt = 1; ; attempt++) {
+      const o = await upstream.send({ url: req.url, body: req.body, customId: req.customId, batchId: this.batchId }, this.#abortRequests.signal);
+      if (o.kind === 'aborted') {
+        this.#abandoned.push(req.customId);
+        return;
+      }
+      if (o.kind === 'response' && classifyStatus(o.status) === 'success') {
+        const usage = parseUsage(o.body);
+        if (usage !== undefined) {
+          this.#out!.append(successLine(newBatchRequestId(), req.customId, o.status, o.requestId, o.body));
+          this.#counts.completed++;
+          if (usage) addUsage(this.#usage, usage);
+          this.#dirty = true;
+          events.safeEmit('request:done', { batchId: this.batchId, ok: true, status: o.status, attempts: attempt, latencyMs: performance.now() - started, usage });
+          return;
+        }
+        this.#recordFailure(req, errorLine(newBatchRequestId(), req.customId, 'invalid_upstream_response', 'The inference server answered 2xx with a body that is not JSON.'), o.status, attempt, started);
+        return;
+      }
+      if (isRetryable(o) && attempt < opts.retry.maxAttempts) {
+        const delayMs = retryDelayMs(opts.retry, attempt, o.kind === 'response' ? o.retryAfterMs : null);
+        events.safeEmit('request:retry', { batchId: this.batchId, status: o.kind === 'response' ? o.status : null, attempt, delayMs });
+        try {
+          await sleep(delayMs, this.#stopTaking.signal);
+        } catch {
+          this.#abandoned.push(req.customId);
+          return;
+        }
+        continue;
+      }
+      if (o.kind === 'response') {
+        this.#recordFailure(req, httpErrorLine(newBatchRequestId(), req.customId, o.status, o.requestId, o.body), o.status, attempt, started);
+      } else {
+        this.#recordFailure(req, errorLine(newBatchRequestId(), req.customId, o.code, o.message), null, attempt, started);
+      }
+      return;
+    }
+  }
+
+  #recordFailure(_req: LineRequest, line: string, status: number | null, attempts: number, started: number): void {
+    this.#err!.append(line);
+    this.#counts.failed++;
+    this.#dirty = true;
+    this.#ctx.events.safeEmit('request:done', { batchId: this.batchId, ok: false, status, attempts, latencyMs: performance.now() - started, usage: null });
+  }
+
+  async #flushProgress(): Promise<void> {
+    if (!this.#dirty) return;
+    this.#dirty = false;
+    try {
+      await this.#ctx.store.saveProgress(this.batchId, this.#counts, this.#usage);
+      this.#ctx.events.safeEmit('batch:progress', { batchId: this.batchId, counts: this.counts, usage: this.usage, inFlight: this.#inFlight });
+    } catch (err) {
+      this.#dirty = true;
+      this.#ctx.log.warn({ err, batchId: this.batchId }, 'could not save progress');
+    }
+  }
+
+  async #finish(batch: BatchRecord, inputKey: string, done: Set<string>): Promise<void> {
+    switch (this.#stopReason) {
+      case 'shutdown':
+      case 'delete':
+        await this.#out!.flush();
+        await this.#err!.flush();
+        if (this.#stopReason === 'shutdown') await this.#ctx.store.saveProgress(this.batchId, this.#counts, this.#usage);
+        return;
+      case 'cancel':
+        await this.#writeUnsent(inputKey, done, 'batch_cancelled', 'This request was not executed because the batch was cancelled.');
+        await this.#complete(['cancelling'], 'cancelled');
+        return;
+      case 'expire':
+        await this.#writeUnsent(inputKey, done, 'batch_expired', 'This request could not be executed before the completion window expired.');
+        await this.#complete(['in_progress', 'finalizing', 'cancelling'], 'expired');
+        return;
+      case null:
+        if (batch.status !== 'finalizing') await this.#transition(['in_progress'], 'finalizing', { requestCounts: this.#counts, usage: this.#usage });
+        await this.#complete(['finalizing'], 'completed');
+        return;
+    }
+  }
+
+  /** Lines never sent (after the last started line, or abandoned mid-flight) go to the error file. */
+  async #writeUnsent(inputKey: string, done: Set<string>, code: string, message: string): Promise<void> {
+    const err = this.#err!;
+    for (const customId of this.#abandoned.splice(0)) {
+      err.append(errorLine(newBatchRequestId(), customId, code, message));
+      this.#counts.failed++;
+    }
+    const stream = this.#ctx.blobs.openRead(inputKey);
+    try {
+      for await (const raw of readLines(stream, { maxLineBytes: this.#ctx.opts.maxLineBytes })) {
+        if (raw.line <= this.#lastStartedLine || raw.text.trim() === '') continue;
+        const { customId } = parseRequest(raw.text);
+        if (done.has(customId)) continue;
+        err.append(errorLine(newBatchRequestId(), customId, code, message));
+        this.#counts.failed++;
+        if (err.needsDrain) await err.drain();
+      }
+    } finally {
+      stream.destroy();
+    }
+  }
+
+  /** Closes the result files and records them with the terminal status in one store write. */
+  async #complete(from: readonly BatchStatus[], to: BatchStatus): Promise<void> {
+    await this.#out!.close();
+    await this.#err!.close();
+    const now = nowSeconds();
+    const files: FileRecord[] = [];
+    const make = (key: string, suffix: string, writer: ResultWriter): string | null => {
+      if (writer.lines === 0) return null;
+      const f: FileRecord = {
+        id: newFileId(),
+        filename: `${this.batchId}_${suffix}.jsonl`,
+        purpose: 'batch_output',
+        bytes: writer.bytes,
+        createdAt: now,
+        expiresAt: null,
+        blobKey: key,
+        batchId: this.batchId,
+      };
+      files.push(f);
+      return f.id;
+    };
+    const outputFileId = make(outputKey(this.batchId), 'output', this.#out!);
+    const errorFileId = make(errorKey(this.batchId), 'error', this.#err!);
+    const fields = { outputFileId, errorFileId, insertFiles: files, requestCounts: this.#counts, usage: this.#usage };
+    if (await this.#transition(from, to, fields)) return;
+    // Cancelled while finalizing: every line is done, so it ends cancelled with the full results.
+    const current = await this.#ctx.store.getBatch(this.batchId);
+    if (current?.status === 'cancelling') await this.#transition(['cancelling'], 'cancelled', fields);
+  }
+
+  async #transition(
+    from: readonly BatchStatus[],
+    to: BatchStatus,
+    fields: Parameters<EngineContext['store']['transition']>[4],
+  ): Promise<BatchRecord | null> {
+    const b = await this.#ctx.store.transition(this.batchId, from, to, nowSeconds(), fields);
+    if (b) {
+      this.#ctx.log.info({ batchId: b.id, status: b.status, requestCounts: b.requestCounts }, `batch ${b.status}`);
+      this.#ctx.events.safeEmit('batch:status', b);
+    }
+    return b;
+  }
+
+  async #failUnexpectedly(err: unknown): Promise<void> {
+    if (this.#stopReason === 'delete' || this.#stopReason === 'shutdown') return;
+    const message = err instanceof Error ? err.message : String(err);
+    await this.#transition(['validating', 'in_progress', 'finalizing', 'cancelling'], 'failed', {
+      errors: [{ code: 'internal_error', message: `The batch could not be processed: ${message}`, param: null, line: null }],
+      requestCounts: this.#counts,
+      usage: this.#usage,
+    });
+  }
+}
+
+/** Lines were validated before the batch started, so the shape is known. */
+function parseRequest(text: string): LineRequest {
+  const o = JSON.parse(text) as { custom_id: string; url: string; body: unknown };
+  return { customId: o.custom_id, url: o.url, body: JSON.stringify(o.body) };
+}
+
+/** undefined: the body is not JSON; null: JSON without usage. */
+function parseUsage(body: string): Usage | null | undefined {
+  try {
+    return extractUsage(body);
+  } catch {
+    return undefined;
+  }
+}
+
+function usageOfOutputLine(text: string): Usage | null {
+  try {
+    const o = JSON.parse(text) as { response?: { body?: unknown } };
+    return o.response?.body === undefined ? null : extractUsage(JSON.stringify(o.response.body));
+  } catch {
+    return null;
+  }
+}

@@ -1,0 +1,29 @@
+import { EventEmitter } from 'node:events';
+
+import type { BatchRecord, RequestCounts, Usage } from '../domain/index.js';
+
+export interface EngineEventMap {
+  /** A batch changed status (also emitted for create and delete). */
+  'batch:status': [batch: BatchRecord];
+  'batch:deleted': [batchId: string];
+  /** About once per progress flush while a batch runs. */
+  'batch:progress': [progress: { batchId: string; counts: RequestCounts; usage: Usage; inFlight: number }];
+  /** One request finished (success or final failure) — for time-bucketed counters. */
+  'request:done': [done: { batchId: string; ok: boolean; status: number | null; attempts: number; latencyMs: number; usage: Usage | null }];
+  'request:retry': [retry: { batchId: string; status: number | null; attempt: number; delayMs: number }];
+}
+
+/**
+ * Typed engine events. Listeners (logs, metrics, dashboard) cannot break the engine: a throwing
+ * listener is reported and ignored (graphile's safeEmit).
+ */
+export class EngineEvents extends EventEmitter<EngineEventMap> {
+  safeEmit<K extends keyof EngineEventMap>(event: K, ...args: EngineEventMap[K]): void {
+    try {
+      // eslint-disable-next-line @typescript-eslint/no-unsafe-argument, @typescript-eslint/no-explicit-any
+      this.emit(event as any, ...(args as any));
+    } catch (err) {
+      process.emitWarning(`Engine event listener for ${event} threw: ${String(err)}`);
+    }
+  }
+}

@@ -1,0 +1,16 @@
+export { isBlankLine } from './blank-line.js';
+export { JsonlError, type JsonlErrorCode } from './errors.js';
+export { LineScanner, type LineSink } from './line-scanner.js';
+export { type RawLine, readLineBatches, readLines, type ReadLinesOptions } from './line-splitter.js';
+export { decodeInput, type DecodeInputOptions } from './open-input.js';
+export {
+  type BatchRequestLine,
+  MAX_CUSTOM_ID_LENGTH,
+  type ValidationContext,
+  type ValidationOutcome,
+  validateRequestLine,
+} from './request-validator.js';
+export { type ResultFileScan, ResultWriter, scanResultFile } from './result-file.js';
+export { errorLine, httpErrorLine, successLine } from './result-line.js';
+export { UploadChecker, type UploadCheckerOptions } from './upload-checker.js';
+export { addUsage, extractUsage, usageFromObject } from './usage.js';

@@ -1,0 +1,213 @@
+import { createHash, randomBytes } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+
+import type { CapacityGate } from './capacity-gate.js';
+import { chatCompletion, type GenContext, type Generated, response, textCompletion } from './completions.js';
+import { embeddings } from './embeddings.js';
+import type { FaultInjector } from './faults.js';
+import { hashString } from './hash.js';
+import type { MockOptions } from './mock-options.js';
+import type { MockStatsRecorder } from './mock-stats.js';
+import { errorEnvelope, MockRequestError, writeJson } from './respond.js';
+import { type Body, isObject } from './text.js';
+
+/** The parts of a running mock the handler works with. */
+export interface MockState {
+  readonly opts: MockOptions;
+  readonly stats: MockStatsRecorder;
+  readonly gate: CapacityGate;
+  readonly faults: FaultInjector;
+  reset(): void;
+}
+
+type Generate = (body: Body, model: string, g: GenContext) => Generated;
+
+const QUEUED = 0;
+const SLEEPING = 1;
+const DONE = 2;
+
+/**
+ * The request handler. Inference requests go: read body → count reception → fault injection
+ * (drop / 500 / 429, before any slot) → fail marker → hang marker → validate → wait for a slot
+ * (FIFO) → sleep latency + per-token → answer. A client that leaves while queued or sleeping gives
+ * its place or slot back.
+ */
+export function createMockHandler(state: MockState): (req: IncomingMessage, res: ServerResponse) => void {
+  const { opts, stats, gate, faults } = state;
+  const models = new Set(opts.models);
+  const modelsCreated = Math.floor(Date.now() / 1000);
+  const modelsBody = JSON.stringify({
+    object: 'list',
+    data: opts.models.map((id) => ({ id, object: 'model', created: modelsCreated, owned_by: 'besh-mock' })),
+  });
+  const inference = new Map<string, Generate>([
+    ['/v1/chat/completions', chatCompletion],
+    ['/v1/completions', textCompletion],
+    ['/v1/embeddings', (body, model, g) => embeddings(body, model, g, opts.embeddingDims, opts.seed)],
+    ['/v1/responses', response],
+  ]);
+
+  const idPrefix = `mock${randomBytes(4).toString('hex')}`;
+  let seq = 0;
+  const nextId = (): string => idPrefix + (++seq).toString(36);
+
+  /** A counted response (the /mock/* routes are not counted). */
+  const reply = (res: ServerResponse, status: number, body: string, id: string, retryAfter?: number): void => {
+    stats.countStatus(status);
+    writeJson(res, status, body, id, retryAfter);
+  };
+  const replyError = (res: ServerResponse, id: string, err: MockRequestError): void =>
+    reply(res, err.status, errorEnvelope(err.message, 'invalid_request_error', err.code, err.param), id);
+
+  /** Answers 200 with `body` and frees the slot the request holds. */
+  const finish = (res: ServerResponse, body: string, id: string): void => {
+    reply(res, 200, body, id);
+    gate.release();
+  };
+
+  /** The slow path: queued for a slot and/or sleeping, watching for the client leaving. */
+  const wait = (res: ServerResponse, body: string, id: string, delayMs: number, holdsSlot: boolean): void => {
+    let phase = holdsSlot ? SLEEPING : QUEUED;
+    let timer: NodeJS.Timeout | undefined;
+    const done = (): void => {
+      phase = DONE;
+      res.off('close', onClose);
+      finish(res, body, id);
+    };
+    const start = (): void => {
+      if (delayMs > 0) {
+        phase = SLEEPING;
+        timer = setTimeout(done, delayMs);
+      } else {
+        done();
+      }
+    };
+    const onClose = (): void => {
+      if (phase === QUEUED) gate.cancel(start);
+      else if (phase === SLEEPING) {
+        clearTimeout(timer);
+        gate.release();
+      }
+      phase = DONE;
+    };
+    res.once('close', onClose);
+    if (holdsSlot) start();
+    else gate.enqueue(start);
+  };
+
+  const infer = (req: IncomingMessage, res: ServerResponse, generate: Generate, raw: string): void => {
+    const header = req.headers['x-besh-custom-id'];
+    const key = typeof header === 'string' ? header : createHash('sha1').update(raw).digest('hex');
+    stats.countReceived(key);
+
+    const fault = faults.decide(key);
+    if (fault === 'drop') {
+      stats.drops++;
+      req.socket.destroy();
+      return;
+    }
+    const id = nextId();
+    if (fault === 500) {
+      stats.faults500++;
+      reply(res, 500, errorEnvelope('Mock injected internal server error.', 'server_error'), id);
+      return;
+    }
+    if (fault === 429) {
+      stats.faults429++;
+      const body = errorEnvelope('Mock injected rate limit: too many requests.', 'rate_limit_error', 'rate_limit_exceeded');
+      reply(res, 429, body, id, opts.retryAfterSeconds);
+      return;
+    }
+    if (raw.includes(opts.failMarker)) {
+      replyError(res, id, new MockRequestError(400, `Mock failure requested by the ${opts.failMarker} marker.`, 'mock_fail'));
+      return;
+    }
+    if (raw.includes(opts.hangMarker)) return; // never answered; close() destroys the socket
+
+    let generated: Generated;
+    try {
+      const { body, model } = parseBody(raw, models);
+      generated = generate(body, model, { id, created: Math.floor(Date.now() / 1000), hash: hashString(raw, opts.seed) });
+    } catch (err) {
+      if (!(err instanceof MockRequestError)) throw err;
+      replyError(res, id, err);
+      return;
+    }
+    const body = JSON.stringify(generated.payload);
+    const delayMs = opts.latencyMs + opts.perTokenMs * generated.completionTokens;
+    if (res.destroyed) return;
+    const holdsSlot = gate.tryAcquire();
+    if (holdsSlot && delayMs <= 0) finish(res, body, id);
+    else wait(res, body, id, delayMs, holdsSlot);
+  };
+
+  const readAndInfer = (req: IncomingMessage, res: ServerResponse, generate: Generate): void => {
+    let raw = '';
+    req.setEncoding('utf8');
+    req.on('data', (chunk: string) => {
+      raw += chunk;
+    });
+    req.on('end', () => {
+      try {
+        infer(req, res, generate, raw);
+      } catch (err) {
+        if (res.headersSent) res.destroy();
+        else reply(res, 500, errorEnvelope(`Mock internal error: ${String(err)}`, 'server_error'), nextId());
+      }
+    });
+  };
+
+  return (req, res) => {
+    const url = req.url ?? '/';
+    const q = url.indexOf('?');
+    const path = q === -1 ? url : url.slice(0, q);
+    const method = req.method;
+
+    if (path.startsWith('/mock/')) {
+      if (path === '/mock/stats' && method === 'GET') {
+        writeJson(res, 200, JSON.stringify(stats.snapshot(gate)), nextId());
+      } else if (path === '/mock/reset' && method === 'POST') {
+        state.reset();
+        writeJson(res, 200, JSON.stringify(stats.snapshot(gate)), nextId());
+      } else {
+        writeJson(res, 404, errorEnvelope(`Not found: ${method} ${path}`), nextId());
+      }
+      return;
+    }
+
+    stats.totalRequests++;
+    const generate = inference.get(path);
+    if (generate !== undefined) {
+      if (method === 'POST') readAndInfer(req, res, generate);
+      else reply(res, 405, errorEnvelope('Method Not Allowed'), nextId());
+      return;
+    }
+    if (path === '/health' && (method === 'GET' || method === 'HEAD')) {
+      stats.countStatus(200);
+      res.writeHead(200, { 'content-length': 0, 'x-request-id': nextId() });
+      res.end();
+    } else if (path === '/v1/models' && method === 'GET') {
+      reply(res, 200, modelsBody, nextId());
+    } else {
+      reply(res, 404, errorEnvelope(`Not found: ${method} ${path}`), nextId());
+    }
+  };
+}
+
+/** The JSON body as an object with a served `model`; throws the 400/404 vLLM would send. */
+function parseBody(raw: string, models: ReadonlySet<string>): { body: Body; model: string } {
+  let body: unknown;
+  try {
+    body = JSON.parse(raw);
+  } catch {
+    throw new MockRequestError(400, 'We could not parse the JSON body of your request.');
+  }
+  if (!isObject(body)) throw new MockRequestError(400, 'The request body must be a JSON object.');
+  const model = body.model;
+  if (typeof model !== 'string' || model.length === 0) {
+    throw new MockRequestError(400, "you must provide a model parameter ('model' is required)", null, 'model');
+  }
+  if (!models.has(model)) throw new MockRequestError(404, `The model \`${model}\` does not exist.`, 'model_not_found', 'model');
+  if (body.stream === true) throw new MockRequestError(400, 'Streaming is not supported by the mock server.', null, 'stream');
+  return { body, model };
+}

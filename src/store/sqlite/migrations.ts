@@ -1,0 +1,109 @@
+import type Database from 'better-sqlite3';
+
+export interface Migration {
+  /** 1, 2, 3, … with no gaps; applied in this order, each exactly once. */
+  version: number;
+  name: string;
+  sql: string;
+}
+
+/**
+ * The schema's history. Never edit a migration that has shipped: append a new one.
+ * `seq` columns give a stable insertion order for cursor pagination (AUTOINCREMENT: never reused).
+ */
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    name: 'create files and batches',
+    sql: `
+      CREATE TABLE files (
+        seq        INTEGER PRIMARY KEY AUTOINCREMENT,
+        id         TEXT    NOT NULL UNIQUE,
+        filename   TEXT    NOT NULL,
+        purpose    TEXT    NOT NULL,
+        bytes      INTEGER NOT NULL,
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER,
+        blob_key   TEXT    NOT NULL,
+        batch_id   TEXT
+      );
+      CREATE INDEX files_purpose_seq ON files (purpose, seq);
+
+      CREATE TABLE batches (
+        seq                  INTEGER PRIMARY KEY AUTOINCREMENT,
+        id                   TEXT    NOT NULL UNIQUE,
+        input_file_id        TEXT    NOT NULL,
+        endpoint             TEXT    NOT NULL,
+        completion_window    TEXT    NOT NULL,
+        status               TEXT    NOT NULL,
+        model                TEXT,
+        metadata             TEXT,
+        errors               TEXT,
+        output_file_id       TEXT,
+        error_file_id        TEXT,
+        created_at           INTEGER NOT NULL,
+        in_progress_at       INTEGER,
+        expires_at           INTEGER NOT NULL,
+        finalizing_at        INTEGER,
+        completed_at         INTEGER,
+        failed_at            INTEGER,
+        expired_at           INTEGER,
+        cancelling_at        INTEGER,
+        cancelled_at         INTEGER,
+        request_total        INTEGER NOT NULL DEFAULT 0,
+        request_completed    INTEGER NOT NULL DEFAULT 0,
+        request_failed       INTEGER NOT NULL DEFAULT 0,
+        input_tokens         INTEGER NOT NULL DEFAULT 0,
+        cached_tokens        INTEGER NOT NULL DEFAULT 0,
+        output_tokens        INTEGER NOT NULL DEFAULT 0,
+        reasoning_tokens     INTEGER NOT NULL DEFAULT 0,
+        total_tokens         INTEGER NOT NULL DEFAULT 0,
+        output_expires_after INTEGER
+      );
+      CREATE INDEX batches_status ON batches (status);
+    `,
+  },
+];
+
+/**
+ * Applies every migration newer than the database, in order, each in its own IMMEDIATE
+ * transaction (so two processes opening the same file cannot both apply one). Returns the
+ * versions applied by this call. Refuses a database written by a newer BESH.
+ */
+export function migrate(db: Database.Database, migrations: readonly Migration[] = MIGRATIONS): number[] {
+  checkOrder(migrations);
+  db.exec(`
+    CREATE TABLE IF NOT EXISTS schema_migrations (
+      version    INTEGER PRIMARY KEY,
+      name       TEXT    NOT NULL,
+      applied_at INTEGER NOT NULL
+    )
+  `);
+  const currentStmt = db.prepare<[], { v: number | null }>('SELECT MAX(version) AS v FROM schema_migrations');
+  const recordStmt = db.prepare<[number, string, number]>('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)');
+  const current = (): number => currentStmt.get()?.v ?? 0;
+
+  const latest = migrations.at(-1)?.version ?? 0;
+  if (current() > latest) {
+    throw new Error(`Database schema version ${current()} is newer than this BESH supports (${latest})`);
+  }
+
+  const applied: number[] = [];
+  for (const m of migrations) {
+    const apply = db.transaction(() => {
+      // Re-read inside the write lock: another process may have applied it meanwhile.
+      if (current() >= m.version) return false;
+      db.exec(m.sql);
+      recordStmt.run(m.version, m.name, Math.floor(Date.now() / 1000));
+      return true;
+    });
+    if (apply.immediate()) applied.push(m.version);
+  }
+  return applied;
+}
+
+function checkOrder(migrations: readonly Migration[]): void {
+  migrations.forEach((m, i) => {
+    if (m.version !== i + 1) throw new Error(`Migration #${i} has version ${m.version}, expected ${i + 1}`);
+  });
+}

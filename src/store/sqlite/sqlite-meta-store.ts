@@ -1,0 +1,350 @@
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+
+import Database from 'better-sqlite3';
+
+import {
+  BATCH_STATUSES,
+  type BatchRecord,
+  type BatchStatus,
+  coerceError,
+  type FileRecord,
+  isTerminal,
+  type ListBatchesQuery,
+  type ListFilesQuery,
+  type Page,
+  type RequestCounts,
+  type Usage,
+} from '../../domain/index.js';
+import type { MetaStore, TransitionFields } from '../meta-store.js';
+import { migrate } from './migrations.js';
+import { type BatchParams, type BatchRow, batchToParams, type FileParams, type FileRow, fileToParams, rowToBatch, rowToFile, toJson } from './rows.js';
+
+/** The column stamped with `at` when a batch enters each status (`validating` has none). */
+const TIMESTAMP_COLUMN: Record<BatchStatus, string | null> = {
+  validating: null,
+  in_progress: 'in_progress_at',
+  finalizing: 'finalizing_at',
+  completed: 'completed_at',
+  failed: 'failed_at',
+  expired: 'expired_at',
+  cancelling: 'cancelling_at',
+  cancelled: 'cancelled_at',
+};
+
+const UNFINISHED_SQL = sqlList(BATCH_STATUSES.filter((s) => !isTerminal(s)));
+
+/** Larger than any `seq`: the cursor of a descending list that starts at the top. */
+const SEQ_TOP = Number.MAX_SAFE_INTEGER;
+
+interface CountsParams {
+  request_total: number;
+  request_completed: number;
+  request_failed: number;
+  input_tokens: number;
+  cached_tokens: number;
+  output_tokens: number;
+  reasoning_tokens: number;
+  total_tokens: number;
+}
+
+/** Named parameters of the single compare-and-set UPDATE; `set_*` are 0/1 flags (SQLite has no booleans). */
+interface TransitionParams extends CountsParams {
+  id: string;
+  from: string; // JSON array of statuses
+  to: string;
+  at: number;
+  set_errors: number;
+  errors: string | null;
+  set_output_file_id: number;
+  output_file_id: string | null;
+  set_error_file_id: number;
+  error_file_id: string | null;
+  set_model: number;
+  model: string | null;
+  set_counts: number;
+  set_usage: number;
+}
+
+interface CursorParams {
+  after_seq: number;
+  limit: number;
+}
+
+type Stmt<P, R = unknown> = Database.Statement<[P], R>;
+
+/**
+ * MetaStore on a local SQLite file (better-sqlite3). Every method runs synchronously and returns
+ * an already-settled promise; SQLite errors arrive as rejections, never as synchronous throws.
+ */
+export class SqliteMetaStore implements MetaStore {
+  readonly #db: Database.Database;
+  readonly #s: ReturnType<typeof prepareStatements>;
+  readonly #transitionTx: Database.Transaction<(params: TransitionParams, files: readonly FileRecord[]) => BatchRow | null>;
+
+  private constructor(db: Database.Database) {
+    this.#db = db;
+    this.#s = prepareStatements(db);
+    const s = this.#s;
+    this.#transitionTx = db.transaction((params: TransitionParams, files: readonly FileRecord[]): BatchRow | null => {
+      const row = s.transition.get(params);
+      if (row === undefined) return null;
+      for (const f of files) s.insertFile.run(fileToParams(f));
+      return row;
+    });
+  }
+
+  /** Opens (creating it and its directory if needed) and migrates the database at `path`. */
+  static open(path: string): SqliteMetaStore {
+    if (path !== ':memory:' && !path.startsWith('file:')) mkdirSync(dirname(path), { recursive: true });
+    const db = new Database(path, { timeout: 5000 });
+    try {
+      db.pragma('busy_timeout = 5000');
+      db.pragma('journal_mode = WAL');
+      db.pragma('synchronous = NORMAL');
+      db.pragma('foreign_keys = ON');
+      migrate(db);
+      return new SqliteMetaStore(db);
+    } catch (err) {
+      db.close();
+      throw err;
+    }
+  }
+
+  // ── files ──────────────────────────────────────────────────────────────────────────────────
+
+  insertFile(file: FileRecord): Promise<void> {
+    return settle(() => {
+      this.#s.insertFile.run(fileToParams(file));
+    });
+  }
+
+  getFile(id: string): Promise<FileRecord | null> {
+    return settle(() => {
+      const row = this.#s.getFile.get(id);
+      return row === undefined ? null : rowToFile(row);
+    });
+  }
+
+  listFiles(q: ListFilesQuery): Promise<Page<FileRecord>> {
+    return settle(() => {
+      const asc = q.order === 'asc';
+      const cursor = this.#cursor(this.#s.fileSeq, q.after, asc, q.limit);
+      if (cursor === null) return { data: [], hasMore: false };
+      const rows =
+        q.purpose === undefined
+          ? (asc ? this.#s.listFilesAsc : this.#s.listFilesDesc).all(cursor)
+          : (asc ? this.#s.listFilesByPurposeAsc : this.#s.listFilesByPurposeDesc).all({ ...cursor, purpose: q.purpose });
+      return toPage(rows, cursor.limit - 1, rowToFile);
+    });
+  }
+
+  deleteFile(id: string): Promise<boolean> {
+    return settle(() => this.#s.deleteFile.run(id).changes > 0);
+  }
+
+  // ── batches ────────────────────────────────────────────────────────────────────────────────
+
+  insertBatch(batch: BatchRecord): Promise<void> {
+    return settle(() => {
+      this.#s.insertBatch.run(batchToParams(batch));
+    });
+  }
+
+  getBatch(id: string): Promise<BatchRecord | null> {
+    return settle(() => {
+      const row = this.#s.getBatch.get(id);
+      return row === undefined ? null : rowToBatch(row);
+    });
+  }
+
+  listBatches(q: ListBatchesQuery): Promise<Page<BatchRecord>> {
+    return settle(() => {
+      const cursor = this.#cursor(this.#s.batchSeq, q.after, false, q.limit);
+      if (cursor === null) return { data: [], hasMore: false };
+      return toPage(this.#s.listBatchesDesc.all(cursor), cursor.limit - 1, rowToBatch);
+    });
+  }
+
+  listUnfinishedBatches(): Promise<BatchRecord[]> {
+    return settle(() => this.#s.listUnfinished.all().map(rowToBatch));
+  }
+
+  isInputOfUnfinishedBatch(fileId: string): Promise<boolean> {
+    return settle(() => this.#s.isInputOfUnfinished.get(fileId) !== undefined);
+  }
+
+  deleteBatch(id: string): Promise<boolean> {
+    return settle(() => this.#s.deleteBatch.run(id).changes > 0);
+  }
+
+  transition(
+    id: string,
+    from: readonly BatchStatus[],
+    to: BatchStatus,
+    at: number,
+    fields: TransitionFields = {},
+  ): Promise<BatchRecord | null> {
+    return settle(() => {
+      if (from.length === 0) return null;
+      const row = this.#transitionTx.immediate(transitionParams(id, from, to, at, fields), fields.insertFiles ?? []);
+      return row === null ? null : rowToBatch(row);
+    });
+  }
+
+  saveProgress(id: string, counts: RequestCounts, usage: Usage): Promise<void> {
+    return settle(() => {
+      this.#s.saveProgress.run({ id, ...countsParams(counts), ...usageParams(usage) });
+    });
+  }
+
+  close(): Promise<void> {
+    return settle(() => {
+      if (this.#db.open) this.#db.close();
+    });
+  }
+
+  /**
+   * Resolves a list cursor: the `seq` bound to start after, and the row count to fetch (one more
+   * than the page so `hasMore` is exact). Null when `after` names no row: the page is empty.
+   */
+  #cursor(seqOf: Stmt<string, number>, after: string | undefined, asc: boolean, limit: number): CursorParams | null {
+    const pageSize = Math.max(0, Math.floor(limit));
+    if (after === undefined) return { after_seq: asc ? 0 : SEQ_TOP, limit: pageSize + 1 };
+    const seq = seqOf.get(after);
+    return seq === undefined ? null : { after_seq: seq, limit: pageSize + 1 };
+  }
+}
+
+function prepareStatements(db: Database.Database) {
+  const unfinished = `status IN (${UNFINISHED_SQL})`;
+  const stampAssignments = Object.entries(TIMESTAMP_COLUMN).flatMap(([status, c]) =>
+    c === null ? [] : [`${c} = CASE WHEN @to = '${status}' THEN @at ELSE ${c} END`],
+  );
+  const optional = (column: string, flag: string, param = column): string =>
+    `${column} = CASE WHEN @${flag} THEN @${param} ELSE ${column} END`;
+  const counterColumns: (keyof CountsParams)[] = [
+    'request_total',
+    'request_completed',
+    'request_failed',
+    'input_tokens',
+    'cached_tokens',
+    'output_tokens',
+    'reasoning_tokens',
+    'total_tokens',
+  ];
+  const isCount = (c: keyof CountsParams): boolean => c.startsWith('request_');
+
+  return {
+    insertFile: db.prepare<FileParams>(
+      `INSERT INTO files (id, filename, purpose, bytes, created_at, expires_at, blob_key, batch_id)
+       VALUES (@id, @filename, @purpose, @bytes, @created_at, @expires_at, @blob_key, @batch_id)`,
+    ),
+    getFile: db.prepare<[string], FileRow>('SELECT * FROM files WHERE id = ?'),
+    fileSeq: db.prepare<[string], number>('SELECT seq FROM files WHERE id = ?').pluck(),
+    listFilesAsc: db.prepare<CursorParams, FileRow>('SELECT * FROM files WHERE seq > @after_seq ORDER BY seq ASC LIMIT @limit'),
+    listFilesDesc: db.prepare<CursorParams, FileRow>('SELECT * FROM files WHERE seq < @after_seq ORDER BY seq DESC LIMIT @limit'),
+    listFilesByPurposeAsc: db.prepare<CursorParams & { purpose: string }, FileRow>(
+      'SELECT * FROM files WHERE purpose = @purpose AND seq > @after_seq ORDER BY seq ASC LIMIT @limit',
+    ),
+    listFilesByPurposeDesc: db.prepare<CursorParams & { purpose: string }, FileRow>(
+      'SELECT * FROM files WHERE purpose = @purpose AND seq < @after_seq ORDER BY seq DESC LIMIT @limit',
+    ),
+    deleteFile: db.prepare<[string]>('DELETE FROM files WHERE id = ?'),
+
+    insertBatch: db.prepare<BatchParams>(
+      `INSERT INTO batches (
+         id, input_file_id, endpoint, completion_window, status, model, metadata, errors,
+         output_file_id, error_file_id, created_at, in_progress_at, expires_at, finalizing_at,
+         completed_at, failed_at, expired_at, cancelling_at, cancelled_at,
+         request_total, request_completed, request_failed,
+         input_tokens, cached_tokens, output_tokens, reasoning_tokens, total_tokens, output_expires_after
+       ) VALUES (
+         @id, @input_file_id, @endpoint, @completion_window, @status, @model, @metadata, @errors,
+         @output_file_id, @error_file_id, @created_at, @in_progress_at, @expires_at, @finalizing_at,
+         @completed_at, @failed_at, @expired_at, @cancelling_at, @cancelled_at,
+         @request_total, @request_completed, @request_failed,
+         @input_tokens, @cached_tokens, @output_tokens, @reasoning_tokens, @total_tokens, @output_expires_after
+       )`,
+    ),
+    getBatch: db.prepare<[string], BatchRow>('SELECT * FROM batches WHERE id = ?'),
+    batchSeq: db.prepare<[string], number>('SELECT seq FROM batches WHERE id = ?').pluck(),
+    listBatchesDesc: db.prepare<CursorParams, BatchRow>('SELECT * FROM batches WHERE seq < @after_seq ORDER BY seq DESC LIMIT @limit'),
+    listUnfinished: db.prepare<[], BatchRow>(`SELECT * FROM batches WHERE ${unfinished} ORDER BY seq ASC`),
+    isInputOfUnfinished: db.prepare<[string], number>(`SELECT 1 FROM batches WHERE ${unfinished} AND input_file_id = ? LIMIT 1`).pluck(),
+    deleteBatch: db.prepare<[string]>('DELETE FROM batches WHERE id = ?'),
+
+    // One compare-and-set UPDATE for every transition: which columns change is decided by the
+    // bound flags, so the statement is prepared once.
+    transition: db.prepare<TransitionParams, BatchRow>(
+      `UPDATE batches SET
+         status = @to,
+         ${stampAssignments.join(',\n         ')},
+         ${optional('errors', 'set_errors')},
+         ${optional('output_file_id', 'set_output_file_id')},
+         ${optional('error_file_id', 'set_error_file_id')},
+         ${optional('model', 'set_model')},
+         ${counterColumns.map((c) => optional(c, isCount(c) ? 'set_counts' : 'set_usage')).join(',\n         ')}
+       WHERE id = @id AND status IN (SELECT value FROM json_each(@from))
+       RETURNING *`,
+    ),
+    saveProgress: db.prepare<CountsParams & { id: string }>(
+      `UPDATE batches SET ${counterColumns.map((c) => `${c} = @${c}`).join(', ')} WHERE id = @id`,
+    ),
+  };
+}
+
+function transitionParams(id: string, from: readonly BatchStatus[], to: BatchStatus, at: number, f: TransitionFields): TransitionParams {
+  const flag = (v: unknown): number => (v === undefined ? 0 : 1);
+  return {
+    id,
+    from: JSON.stringify(from),
+    to,
+    at,
+    set_errors: flag(f.errors),
+    errors: toJson(f.errors),
+    set_output_file_id: flag(f.outputFileId),
+    output_file_id: f.outputFileId ?? null,
+    set_error_file_id: flag(f.errorFileId),
+    error_file_id: f.errorFileId ?? null,
+    set_model: flag(f.model),
+    model: f.model ?? null,
+    set_counts: flag(f.requestCounts),
+    set_usage: flag(f.usage),
+    ...countsParams(f.requestCounts ?? { total: 0, completed: 0, failed: 0 }),
+    ...usageParams(f.usage ?? { inputTokens: 0, cachedTokens: 0, outputTokens: 0, reasoningTokens: 0, totalTokens: 0 }),
+  };
+}
+
+function countsParams(c: RequestCounts): Pick<CountsParams, 'request_total' | 'request_completed' | 'request_failed'> {
+  return { request_total: c.total, request_completed: c.completed, request_failed: c.failed };
+}
+
+function usageParams(u: Usage): Omit<CountsParams, 'request_total' | 'request_completed' | 'request_failed'> {
+  return {
+    input_tokens: u.inputTokens,
+    cached_tokens: u.cachedTokens,
+    output_tokens: u.outputTokens,
+    reasoning_tokens: u.reasoningTokens,
+    total_tokens: u.totalTokens,
+  };
+}
+
+function toPage<R, T>(rows: R[], limit: number, map: (row: R) => T): Page<T> {
+  return { data: rows.slice(0, limit).map(map), hasMore: rows.length > limit };
+}
+
+/** A SQL list of string literals from constant identifiers (never from client input). */
+function sqlList(values: readonly string[]): string {
+  for (const v of values) if (!/^[a-z_]+$/.test(v)) throw new Error(`Not a plain identifier: ${v}`);
+  return values.map((v) => `'${v}'`).join(', ');
+}
+
+/** Runs synchronous work as a settled promise: a throw becomes a rejection. */
+function settle<T>(fn: () => T): Promise<T> {
+  try {
+    return Promise.resolve(fn());
+  } catch (err) {
+    return Promise.reject(coerceError(err));
+  }
+}
