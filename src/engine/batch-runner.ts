@@ -13,7 +13,7 @@ import {
   type RequestCounts,
   type Usage,
 } from '../domain/index.js';
-import { addUsage, errorLine, extractUsage, httpErrorLine, readLines, ResultWriter, scanResultFile, successLine } from '../jsonl/index.js';
+import { addUsage, errorLine, extractUsage, httpErrorLine, readLines, ResultWriter, scanResultFile, successLine, usageFromObject } from '../jsonl/index.js';
 import { classifyStatus, isRetryable } from '../upstream/outcome.js';
 import { setLongTimeout, sleep } from './abortable-sleep.js';
 import { type EngineContext, errorKey, outputKey } from './engine-context.js';
@@ -70,6 +70,8 @@ export class BatchRunner {
   /** Highest input line handed to a request; later lines were never sent. */
   #lastStartedLine = 0;
   #out: ResultWriter | null = null;
+  /** The batch's `output_expires_after` (seconds), stamped on its output/error files. */
+  #outputExpiresAfter: number | null = null;
   #err: ResultWriter | null = null;
 
   constructor(ctx: EngineContext, batchId: string) {
@@ -115,6 +117,7 @@ export class BatchRunner {
     try {
       let batch = await store.getBatch(this.batchId);
       if (!batch) return;
+      this.#outputExpiresAfter = batch.outputExpiresAfter;
       expiry = setLongTimeout(() => this.stop('expire'), batch.expiresAt * 1000 - Date.now());
       if (batch.status === 'validating') {
         // A cancel may have moved the batch while it validated: read where it is now.
@@ -193,8 +196,8 @@ export class BatchRunner {
     this.#counts = { total: Math.max(batch.requestCounts.total, this.#counts.total), completed: outScan.lines, failed: errScan.lines };
     this.#usage = usage;
     await mkdir(dirname(blobs.pathOf(outputKey(batch.id))), { recursive: true });
-    this.#out = await ResultWriter.open(blobs.pathOf(outputKey(batch.id)));
-    this.#err = await ResultWriter.open(blobs.pathOf(errorKey(batch.id)));
+    this.#out = await ResultWriter.open(blobs.pathOf(outputKey(batch.id)), outScan);
+    this.#err = await ResultWriter.open(blobs.pathOf(errorKey(batch.id)), errScan);
 
     if (batch.status === 'cancelling') this.stop('cancel');
     const flusher = setInterval(() => void this.#flushProgress(), opts.progressFlushMs);
@@ -371,7 +374,7 @@ export class BatchRunner {
         purpose: 'batch_output',
         bytes: writer.bytes,
         createdAt: now,
-        expiresAt: null,
+        expiresAt: this.#outputExpiresAfter === null ? null : now + this.#outputExpiresAfter,
         blobKey: key,
         batchId: this.batchId,
       };
@@ -417,19 +420,32 @@ function parseRequest(text: string): LineRequest {
   return { customId: o.custom_id, url: o.url, body: JSON.stringify(o.body) };
 }
 
-/** undefined: the body is not JSON; null: JSON without usage. */
+const WHOLE_PARSE_LIMIT = 32 * 1024;
+
+/**
+ * undefined: the 2xx body is not a JSON object (it must not reach the output file); null: JSON
+ * without usage. Small bodies are parsed whole; large ones (embeddings) are checked by shape and
+ * only their `usage` is parsed, to keep the hot path cheap.
+ */
 function parseUsage(body: string): Usage | null | undefined {
-  try {
-    return extractUsage(body);
-  } catch {
-    return undefined;
+  if (body.length <= WHOLE_PARSE_LIMIT) {
+    try {
+      const o = JSON.parse(body) as unknown;
+      if (typeof o !== 'object' || o === null || Array.isArray(o)) return undefined;
+      return usageFromObject((o as { usage?: unknown }).usage);
+    } catch {
+      return undefined;
+    }
   }
+  const t = body.trim();
+  if (!t.startsWith('{') || !t.endsWith('}')) return undefined;
+  return extractUsage(body);
 }
 
 function usageOfOutputLine(text: string): Usage | null {
   try {
-    const o = JSON.parse(text) as { response?: { body?: unknown } };
-    return o.response?.body === undefined ? null : extractUsage(JSON.stringify(o.response.body));
+    const o = JSON.parse(text) as { response?: { body?: { usage?: unknown } | null } };
+    return usageFromObject(o.response?.body?.usage);
   } catch {
     return null;
   }

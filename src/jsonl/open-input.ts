@@ -21,7 +21,7 @@ export function decodeInput(source: Readable, opts: DecodeInputOptions): Readabl
   // cannot run its own cleanup while it waits for the source's next chunk.
   const destroyGenerator = out._destroy.bind(out);
   out._destroy = (err, callback) => {
-    if (!source.destroyed) source.destroy();
+    if (!source.destroyed && !source.readableEnded) source.destroy();
     destroyGenerator(err, callback);
   };
   return out;
@@ -96,7 +96,7 @@ async function* decodeChunks(source: Readable, maxDecompressedBytes: number): As
     }
     done = true;
   } finally {
-    if (!done) source.destroy();
+    if (!done && !source.destroyed) source.destroy();
   }
 }
 

@@ -36,6 +36,9 @@ export class UploadChecker extends Transform {
   private validChunk: Buffer | null = null;
   private validFrom = 0;
   private validTo = 0;
+  /** With requireJson: the current chunk decoded as latin1 (byte offsets = char offsets). */
+  private chunk: Buffer | null = null;
+  private chunkText: string | null = null;
 
   constructor(opts: UploadCheckerOptions) {
     super();
@@ -47,11 +50,16 @@ export class UploadChecker extends Transform {
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
     this.bytes += chunk.length;
     this.markValidUtf8(chunk);
+    this.chunk = chunk;
+    this.chunkText = null;
     try {
       this.scanner.push(chunk, this.sink);
     } catch (err) {
       callback(err as Error);
       return;
+    } finally {
+      this.chunk = this.validChunk = null;
+      this.chunkText = null;
     }
     callback(null, chunk);
   }
@@ -100,7 +108,13 @@ export class UploadChecker extends Transform {
       throw new JsonlError('blank_line', blank, `Line ${blank} is empty; every line must be one JSON request.`);
     }
     this.lines++;
-    if (this.requireJson) checkJsonObject(buf, start, end, line);
+    if (!this.requireJson) return;
+    let latin1: string;
+    if (buf === this.chunk) {
+      this.chunkText ??= buf.toString('latin1');
+      latin1 = this.chunkText.slice(start, end);
+    } else latin1 = buf.toString('latin1', start, end);
+    checkJsonObject(latin1, buf, start, end, line);
   }
 }
 
@@ -110,10 +124,10 @@ export class UploadChecker extends Transform {
  * cheaper and gives a one-byte string, which V8 parses faster. Errors are re-parsed as UTF-8 for
  * a readable message.
  */
-function checkJsonObject(buf: Buffer, start: number, end: number, line: number): void {
+function checkJsonObject(latin1: string, buf: Buffer, start: number, end: number, line: number): void {
   let value: unknown;
   try {
-    value = JSON.parse(buf.toString('latin1', start, end));
+    value = JSON.parse(latin1);
   } catch {
     let why = 'Unexpected end of JSON input';
     try {

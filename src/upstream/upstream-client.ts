@@ -1,4 +1,4 @@
-import { errors as undiciErrors, Pool } from 'undici';
+import { type Dispatcher, errors as undiciErrors, Pool } from 'undici';
 
 import { parseRetryAfter,type UpstreamOutcome } from './outcome.js';
 
@@ -30,6 +30,7 @@ export class UpstreamClient {
   readonly #basePath: string;
   readonly #headers: Record<string, string>;
   readonly #opts: UpstreamClientOptions;
+  readonly #aborters = new WeakMap<AbortSignal, Set<() => void>>();
 
   constructor(opts: UpstreamClientOptions) {
     this.#opts = opts;
@@ -54,53 +55,99 @@ export class UpstreamClient {
     return this.#basePath + lineUrl;
   }
 
-  async send(req: UpstreamRequest, signal: AbortSignal): Promise<UpstreamOutcome> {
-    if (signal.aborted) return { kind: 'aborted' };
-    // One deadline for the whole exchange: headers and a body that may trickle forever.
-    const timeout = AbortSignal.timeout(this.#opts.requestTimeoutMs);
-    const combined = AbortSignal.any([signal, timeout]);
-    try {
-      const res = await this.#pool.request({
-        method: 'POST',
-        path: this.pathFor(req.url),
-        headers: { ...this.#headers, 'x-besh-custom-id': req.customId, 'x-besh-batch-id': req.batchId },
-        body: req.body,
-        signal: combined,
-      });
+  /**
+   * One attempt. Uses undici's dispatch handler API rather than `request()`: no body stream or
+   * combined AbortSignal per request, which matters at thousands of requests per second.
+   * The whole exchange (headers and a body that may trickle forever) has one deadline.
+   */
+  send(req: UpstreamRequest, signal: AbortSignal): Promise<UpstreamOutcome> {
+    if (signal.aborted) return Promise.resolve({ kind: 'aborted' });
+    const { requestTimeoutMs, maxResponseBytes } = this.#opts;
+    return new Promise<UpstreamOutcome>((resolve) => {
+      let controller: Dispatcher.DispatchController | null = null;
+      let status = 0;
+      let headers: Record<string, string | string[] | undefined> = {};
       const chunks: Buffer[] = [];
       let size = 0;
-      for await (const chunk of res.body as AsyncIterable<Buffer>) {
-        size += chunk.length;
-        if (size > this.#opts.maxResponseBytes) {
-          res.body.destroy();
-          return {
-            kind: 'network_error',
-            code: 'response_too_large',
-            message: `The inference server's response exceeded ${this.#opts.maxResponseBytes} bytes.`,
-          };
-        }
-        chunks.push(chunk);
-      }
-      const requestId = res.headers['x-request-id'];
-      return {
-        kind: 'response',
-        status: res.statusCode,
-        body: chunks.length === 1 ? chunks[0]!.toString('utf8') : Buffer.concat(chunks, size).toString('utf8'),
-        requestId: typeof requestId === 'string' ? requestId : null,
-        retryAfterMs: res.statusCode >= 400 ? parseRetryAfter(res.headers) : null,
+      let settled = false;
+      const finish = (o: UpstreamOutcome): void => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        aborters.delete(onAbort);
+        if (o.kind !== 'response' && controller && !controller.aborted) controller.abort(new Error(o.kind));
+        resolve(o);
       };
-    } catch (err) {
-      if (signal.aborted) return { kind: 'aborted' };
-      if (timeout.aborted || err instanceof undiciErrors.HeadersTimeoutError || err instanceof undiciErrors.BodyTimeoutError) {
-        return { kind: 'network_error', code: 'request_timeout', message: `The inference server did not answer within ${this.#opts.requestTimeoutMs} ms.` };
-      }
-      const code = (err as { code?: unknown }).code;
-      return {
-        kind: 'network_error',
-        code: 'connection_error',
-        message: `Could not reach the inference server${typeof code === 'string' ? ` (${code})` : ''}.`,
+      const onAbort = (): void => finish({ kind: 'aborted' });
+      const timer = setTimeout(
+        () => finish({ kind: 'network_error', code: 'request_timeout', message: `The inference server did not answer within ${requestTimeoutMs} ms.` }),
+        requestTimeoutMs,
+      );
+      const aborters = this.#abortersOf(signal);
+      aborters.add(onAbort);
+      const handler: Dispatcher.DispatchHandler = {
+        onRequestStart: (c) => {
+          controller = c;
+          if (settled) c.abort(new Error('settled'));
+        },
+        onResponseStart: (_c, statusCode, h) => {
+          status = statusCode;
+          headers = h;
+        },
+        onResponseData: (_c, chunk) => {
+          size += chunk.length;
+          if (size > maxResponseBytes) {
+            finish({ kind: 'network_error', code: 'response_too_large', message: `The inference server's response exceeded ${maxResponseBytes} bytes.` });
+            return;
+          }
+          chunks.push(chunk);
+        },
+        onResponseEnd: () => {
+          const requestId = headers['x-request-id'];
+          finish({
+            kind: 'response',
+            status,
+            body: chunks.length === 1 ? chunks[0]!.toString('utf8') : Buffer.concat(chunks, size).toString('utf8'),
+            requestId: typeof requestId === 'string' ? requestId : null,
+            retryAfterMs: status >= 400 ? parseRetryAfter(headers) : null,
+          });
+        },
+        onResponseError: (_c, err) => {
+          if (signal.aborted) return finish({ kind: 'aborted' });
+          if (err instanceof undiciErrors.HeadersTimeoutError || err instanceof undiciErrors.BodyTimeoutError) {
+            return finish({ kind: 'network_error', code: 'request_timeout', message: `The inference server did not answer within ${requestTimeoutMs} ms.` });
+          }
+          const code = (err as { code?: unknown }).code;
+          finish({ kind: 'network_error', code: 'connection_error', message: `Could not reach the inference server${typeof code === 'string' ? ` (${code})` : ''}.` });
+        },
       };
+      this.#pool.dispatch(
+        {
+          method: 'POST',
+          path: this.pathFor(req.url),
+          headers: { ...this.#headers, 'x-besh-custom-id': req.customId, 'x-besh-batch-id': req.batchId },
+          body: req.body,
+        },
+        handler,
+      );
+    });
+  }
+
+  /**
+   * One 'abort' listener per signal (a batch's), fanning out to its requests in flight: adding and
+   * removing an event listener per request costs more than the request's own bookkeeping.
+   */
+  #abortersOf(signal: AbortSignal): Set<() => void> {
+    let set = this.#aborters.get(signal);
+    if (!set) {
+      const fresh = new Set<() => void>();
+      set = fresh;
+      this.#aborters.set(signal, fresh);
+      signal.addEventListener('abort', () => {
+        for (const abort of [...fresh]) abort();
+      }, { once: true });
     }
+    return set;
   }
 
   /** GET a path relative to the server root (e.g. /health) — used for reachability checks. */

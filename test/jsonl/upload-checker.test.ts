@@ -128,4 +128,63 @@ describe('UploadChecker', () => {
       expect(r.err, JSON.stringify(input.toString())).toMatchObject({ code: 'empty_file', line: null });
     }
   });
+
+  it('accepts any non-ASCII text inside strings and rejects it outside', async () => {
+    const inside = ['ü€𝄞', '\u0080\u009f\u00a0\u00ff', '\u2028\u2029', '\ufeff', '日本語'];
+    for (const t of inside) expect((await check(`${JSON.stringify({ [t]: t })}\n`)).err, t).toBeNull();
+    for (const t of ['{"a":1}ü', '\u00a0{"a":1}', '{"a":1}\ufeff', '{"a":1,"\u00ff":}']) {
+      const r = await check(`{"ok":1}\n${t}\n`);
+      expect(r.err, t).toMatchObject({ code: 'invalid_json_line', line: 2 });
+      expect(r.err?.message).not.toContain('Ã'); // parser message from the UTF-8 text
+    }
+  });
+
+  it('agrees with a per-line reference on random input and random chunking', async () => {
+    let seed = 12345;
+    const rnd = (n: number): number => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed % n;
+    };
+    const pieces = [Buffer.from('{"a":"x"}'), Buffer.from('{"b":"é€𝄞"}'), Buffer.from('{"c":[1,2]}'), Buffer.from('[1]'), Buffer.from('{"d":'), Buffer.from([0x7b, 0x22, 0xff, 0x22, 0x7d]), Buffer.from('{"e":"\xe2\x82"}', 'latin1'), Buffer.from('')];
+    const fatal = new TextDecoder('utf-8', { fatal: true });
+    for (let round = 0; round < 300; round++) {
+      const n = 1 + rnd(6);
+      const lines = Array.from({ length: n }, () => pieces[rnd(10) < 8 ? rnd(3) : rnd(pieces.length)]!);
+      const buf = Buffer.concat(lines.flatMap((l) => [l, Buffer.from(rnd(4) === 0 ? '\r\n' : '\n')]));
+      // Reference: first failing line, in line order, with the same rules.
+      let want: { code: string; line: number | null } | null = null;
+      let firstBlank: number | null = null;
+      let nonBlank = 0;
+      for (let i = 0; i < lines.length && want === null; i++) {
+        const l = lines[i]!;
+        let text: string;
+        try {
+          text = fatal.decode(l);
+        } catch {
+          want = { code: 'invalid_utf8', line: i + 1 };
+          break;
+        }
+        if (text.trim() === '') {
+          firstBlank ??= i + 1;
+          continue;
+        }
+        if (firstBlank !== null) want = { code: 'blank_line', line: firstBlank };
+        else {
+          nonBlank++;
+          try {
+            const v: unknown = JSON.parse(text);
+            if (typeof v !== 'object' || v === null || Array.isArray(v)) want = { code: 'invalid_json_line', line: i + 1 };
+          } catch {
+            want = { code: 'invalid_json_line', line: i + 1 };
+          }
+        }
+      }
+      if (want === null && nonBlank === 0) want = { code: 'empty_file', line: null };
+      const cuts = Array.from({ length: rnd(4) }, () => rnd(buf.length + 1)).sort((a, b) => a - b);
+      const r = await check(buf, undefined, cuts);
+      const got = r.err === null ? null : { code: r.err.code, line: r.err.line };
+      expect(got, `${JSON.stringify(buf.toString('latin1'))} cuts ${cuts.join(',')}`).toEqual(want);
+      if (r.err === null) expect(r.out.equals(buf)).toBe(true);
+    }
+  });
 });

@@ -289,7 +289,7 @@ function prepareStatements(db: Database.Database) {
        RETURNING *`,
     ),
     saveProgress: db.prepare<CountsParams & { id: string }>(
-      `UPDATE batches SET ${counterColumns.map((c) => `${c} = @${c}`).join(', ')} WHERE id = @id`,
+      `UPDATE batches SET ${counterColumns.map((c) => `${c} = @${c}`).join(', ')} WHERE id = @id AND status NOT IN ('failed', 'completed', 'expired', 'cancelled')`,
     ),
   };
 }
