@@ -11,8 +11,11 @@ DATA_DIR ?= ./data
 help: ## Show all available commands
 	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}'
 
+# `npm install` rather than `npm ci`: the registry mirror these machines use lacks some
+# other-platform optional packages (e.g. rollup's android builds), so the lock cannot list them
+# and `npm ci` refuses it; `npm install` installs the locked versions all the same.
 node_modules/.install-stamp: package.json package-lock.json
-	$(NPM) ci --no-audit --no-fund
+	$(NPM) install --no-audit --no-fund
 	@touch $@
 
 install: node_modules/.install-stamp ## Install dependencies (npm ci) when package-lock.json changed
