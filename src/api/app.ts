@@ -2,16 +2,17 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import multipart from '@fastify/multipart';
-import Fastify, { type FastifyInstance, type FastifyServerOptions, LogController } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyServerOptions, LogController } from 'fastify';
 
-import { InvalidRequestError, newRequestId } from '../domain/index.js';
+import { InvalidRequestError, newRequestId, printableId } from '../domain/index.js';
 import type { AppDeps } from './app-deps.js';
 import { batchesRoutes } from './batches-routes.js';
-import { installErrorHandling } from './error-handler.js';
+import { envelope, installErrorHandling } from './error-handler.js';
 import { filesRoutes } from './files-routes.js';
 import { healthRoutes } from './health-routes.js';
 
 const JSON_BODY_LIMIT = 1024 * 1024;
+const printablePath = (url: string): string => printableId(url.split('?')[0]!);
 
 /** Builds the HTTP app without listening (tests may `inject`); api/server.ts listens. */
 export async function buildApp(deps: AppDeps, logger: FastifyServerOptions['loggerInstance']): Promise<FastifyInstance> {
@@ -21,6 +22,14 @@ export async function buildApp(deps: AppDeps, logger: FastifyServerOptions['logg
     logController: new LogController({ requestIdLogLabel: 'requestId', disableRequestLogging: true }),
     bodyLimit: JSON_BODY_LIMIT,
     return503OnClosing: true,
+    // Router-level failures (an id past maxParamLength, bad percent-encoding) get the OpenAI
+    // envelope and an x-request-id too: such a path cannot name any object, so 404.
+    frameworkErrors: (_err, req, reply) => {
+      void (reply as FastifyReply)
+        .header('x-request-id', req.id)
+        .status(404)
+        .send(envelope(`Unknown request URL: ${req.method} ${printablePath(req.url)}.`, 'invalid_request_error', null, 'unknown_url'));
+    },
   }) as unknown as FastifyInstance;
 
   // The SDKs may send `Content-Type: application/json` with an empty body (GET, DELETE, cancel).

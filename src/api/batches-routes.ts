@@ -27,7 +27,7 @@ export function batchesRoutes(app: FastifyInstance, deps: AppDeps): void {
   app.post('/v1/batches', async (req) => {
     const p = parseCreateBatch(req.body, endpoints);
     const input = isWellFormedId(p.inputFileId) ? await store.getFile(p.inputFileId) : null;
-    if (!input) throw fileNotFound(p.inputFileId);
+    if (!input) throw fileNotFound(p.inputFileId, 'input_file_id');
     if (input.purpose !== 'batch') {
       throw new InvalidRequestError(`File ${input.id} has purpose '${input.purpose}'; a batch needs a file uploaded with purpose 'batch'.`, {
         param: 'input_file_id',

@@ -83,8 +83,30 @@ export async function receiveUpload(req: FastifyRequest, blobs: BlobStore, limit
     await upload?.abort();
     const code = (err as { code?: unknown }).code;
     if (code === 'FST_REQ_FILE_TOO_LARGE') throw tooLarge(limits.maxFileBytes);
-    throw err;
+    throw multipartClientError(err) ?? err;
   }
+}
+
+const MALFORMED_MULTIPART = /multipart|boundary|needle|terminated early|Unsupported Content-Type/i;
+
+/**
+ * A 400 for a multipart body the client got wrong: the parser's limits (more than one file, too
+ * many fields), and a body that is malformed or ends early (busboy raises plain Errors, and the
+ * file part it destroys surfaces as a premature close). Null for anything else (disk errors
+ * stay 5xx).
+ */
+function multipartClientError(err: unknown): InvalidRequestError | null {
+  if (!(err instanceof Error)) return null;
+  const code = (err as { code?: unknown }).code;
+  if (code === 'FST_FILES_LIMIT') return new InvalidRequestError('Send exactly one file per upload.', { param: 'file' });
+  if (code === 'FST_FIELDS_LIMIT' || code === 'FST_PARTS_LIMIT') {
+    return new InvalidRequestError("Too many form fields: send a 'file' and a 'purpose'.", { code: 'too_many_fields' });
+  }
+  const plainBusboyError = err.constructor === Error && code === undefined && MALFORMED_MULTIPART.test(err.message);
+  if (code === 'ERR_STREAM_PREMATURE_CLOSE' || plainBusboyError) {
+    return new InvalidRequestError('The multipart/form-data body is malformed or ended early.', { param: 'file', code: 'invalid_multipart' });
+  }
+  return null;
 }
 
 function uploadError(err: JsonlError, limits: UploadLimits): Error {

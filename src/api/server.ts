@@ -1,3 +1,4 @@
+import type { ServerResponse } from 'node:http';
 import { join } from 'node:path';
 
 import type { FastifyInstance } from 'fastify';
@@ -52,6 +53,7 @@ export async function startServer(config: Config, log: PinoLogger, webDir: strin
     },
   });
   const app = await buildApp({ config, store, blobs, engine, upstream, webDir }, log);
+  const inFlight = trackInFlight(app);
   await engine.start();
   const address = await app.listen({ host: config.host, port: config.port });
   log.info({ url: address, upstream: config.upstreamBase, maxWorkers: config.maxWorkers, maxConcurrentBatches: config.maxConcurrentBatches, dataDir: config.dataDir }, `BESH listening on ${address}`);
@@ -61,10 +63,35 @@ export async function startServer(config: Config, log: PinoLogger, webDir: strin
     (closing ??= (async () => {
       log.info({}, 'shutting down: settling in-flight requests');
       await engine.stop();
-      await app.close();
+      await closeHttp(app, inFlight, config.shutdownGraceMs);
       await upstream.close();
       await store.close();
       log.info({}, 'stopped');
     })());
   return { app, engine, url: address, close };
+}
+
+/** Responses not yet finished or aborted. */
+function trackInFlight(app: FastifyInstance): Set<ServerResponse> {
+  const inFlight = new Set<ServerResponse>();
+  app.addHook('onRequest', async (_req, reply) => {
+    const res = reply.raw;
+    inFlight.add(res);
+    res.once('close', () => inFlight.delete(res));
+  });
+  return inFlight;
+}
+
+/**
+ * Stops listening and lets requests in progress finish (up to `graceMs`), then drops every
+ * remaining connection. Node only closes *idle* keep-alive connections by itself: a socket that is
+ * connected but has not sent a complete request (a pre-opened pool connection, a half-sent
+ * request) would otherwise hold the shutdown until the headers timeout.
+ */
+async function closeHttp(app: FastifyInstance, inFlight: Set<ServerResponse>, graceMs: number): Promise<void> {
+  const closed = app.close();
+  const deadline = Date.now() + graceMs;
+  while (inFlight.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  app.server.closeAllConnections();
+  await closed;
 }

@@ -4,7 +4,6 @@ import { fileURLToPath } from 'node:url';
 import { Command } from 'commander';
 import { pino } from 'pino';
 
-import { startServer } from '../api/server.js';
 import { ConfigError, parseConfig } from '../config.js';
 import { loadDotEnv, mergeFlags } from './env.js';
 
@@ -44,6 +43,8 @@ export function serveCommand(): Command {
         throw err;
       }
       const log = pino({ level: config.logLevel, base: { service: 'besh' }, redact: ['req.headers.authorization', '*.apiKey', '*.upstreamApiKey'] });
+      // Loaded only once the configuration is known good: a bad value fails fast.
+      const { startServer } = await import('../api/server.js');
       const server = await startServer(config, log, webDir());
       let signals = 0;
       const onSignal = (signal: string): void => {

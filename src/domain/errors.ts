@@ -52,8 +52,8 @@ export class ServiceUnavailableError extends BeshError {
   readonly type = 'server_error' as const;
 }
 
-export const fileNotFound = (id: string): NotFoundError =>
-  new NotFoundError(`No such File object: ${printableId(id)}`, { param: 'file_id', code: 'file_not_found' });
+export const fileNotFound = (id: string, param = 'file_id'): NotFoundError =>
+  new NotFoundError(`No such File object: ${printableId(id)}`, { param, code: 'file_not_found' });
 
 export const batchNotFound = (id: string): NotFoundError =>
   new NotFoundError(`No batch found with id '${printableId(id)}'.`, { param: 'batch_id', code: 'batch_not_found' });

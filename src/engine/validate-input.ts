@@ -1,5 +1,5 @@
 import type { BatchError } from '../domain/index.js';
-import { JsonlError, MAX_CUSTOM_ID_LENGTH, readLines, validateRequestLine } from '../jsonl/index.js';
+import { FingerprintSet, JsonlError, MAX_CUSTOM_ID_LENGTH, readLines, validateRequestLine } from '../jsonl/index.js';
 import type { EngineContext } from './engine-context.js';
 
 export interface ValidationResult {
@@ -12,19 +12,17 @@ export interface ValidationResult {
 /**
  * Reads the whole input once and checks every line (JSON, custom_id present and unique, POST,
  * url = endpoint, body with model, no streaming). Collects at most maxValidationErrors errors.
+ * Uniqueness is checked on 64-bit fingerprints to keep memory flat for million-line files; the
+ * rare duplicate they report is confirmed exactly by a second pass over the suspect ids.
  */
 export async function validateInput(ctx: EngineContext, blobKey: string, endpoint: string, signal: AbortSignal): Promise<ValidationResult> {
   const { opts } = ctx;
   const errors: BatchError[] = [];
-  const seen = new Set<string>();
-  const vctx = { endpoint, seenCustomIds: seen, maxCustomIdLength: MAX_CUSTOM_ID_LENGTH };
+  const vctx = { endpoint, seenCustomIds: new FingerprintSet(), maxCustomIdLength: MAX_CUSTOM_ID_LENGTH };
+  const suspects = new Map<BatchError, string>();
   let total = 0;
   let model: string | null | undefined;
   let lastLine = 0;
-  const push = (e: BatchError): boolean => {
-    errors.push(e);
-    return errors.length >= opts.maxValidationErrors;
-  };
   const stream = ctx.blobs.openRead(blobKey);
   try {
     for await (const raw of readLines(stream, { maxLineBytes: opts.maxLineBytes })) {
@@ -34,7 +32,12 @@ export async function validateInput(ctx: EngineContext, blobKey: string, endpoin
       total++;
       const r = validateRequestLine(raw.text, raw.line, vctx);
       if (!r.ok) {
-        if (r.errors.some(push)) break;
+        if (errors.length < opts.maxValidationErrors) {
+          for (const e of r.errors) {
+            errors.push(e);
+            if (e.code === 'duplicate_custom_id') suspects.set(e, customIdOf(raw.text));
+          }
+        }
         continue;
       }
       if (model === undefined) model = r.request.model;
@@ -42,9 +45,13 @@ export async function validateInput(ctx: EngineContext, blobKey: string, endpoin
     }
   } catch (err) {
     if (!(err instanceof JsonlError)) throw err;
-    push({ code: err.code, message: err.message, param: null, line: err.line ?? lastLine + 1 });
+    errors.push({ code: err.code, message: err.message, param: null, line: err.line ?? lastLine + 1 });
   } finally {
     stream.destroy();
+  }
+  if (suspects.size > 0) {
+    const real = await confirmDuplicates(ctx, blobKey, new Set(suspects.values()), signal);
+    for (const [e, id] of suspects) if (!real.has(id)) errors.splice(errors.indexOf(e), 1);
   }
   if (errors.length === 0 && total === 0) {
     errors.push({ code: 'empty_file', message: 'The input file contains no requests.', param: 'input_file_id', line: null });
@@ -57,5 +64,33 @@ export async function validateInput(ctx: EngineContext, blobKey: string, endpoin
       line: null,
     });
   }
-  return { total, model: model ?? null, errors };
+  return { total, model: model ?? null, errors: errors.slice(0, opts.maxValidationErrors) };
+}
+
+/** Exact count of the suspect custom_ids; returns those that really occur more than once. */
+async function confirmDuplicates(ctx: EngineContext, blobKey: string, ids: Set<string>, signal: AbortSignal): Promise<Set<string>> {
+  const seen = new Set<string>();
+  const dup = new Set<string>();
+  const stream = ctx.blobs.openRead(blobKey);
+  try {
+    for await (const raw of readLines(stream, { maxLineBytes: ctx.opts.maxLineBytes })) {
+      signal.throwIfAborted();
+      const id = customIdOf(raw.text);
+      if (!ids.has(id)) continue;
+      if (seen.has(id)) dup.add(id);
+      else seen.add(id);
+    }
+  } finally {
+    stream.destroy();
+  }
+  return dup;
+}
+
+function customIdOf(text: string): string {
+  try {
+    const o = JSON.parse(text) as { custom_id?: unknown };
+    return typeof o.custom_id === 'string' ? o.custom_id : '';
+  } catch {
+    return '';
+  }
 }

@@ -14,3 +14,4 @@ export { type ResultFileScan, ResultWriter, scanResultFile } from './result-file
 export { errorLine, httpErrorLine, successLine } from './result-line.js';
 export { UploadChecker, type UploadCheckerOptions } from './upload-checker.js';
 export { addUsage, extractUsage, usageFromObject } from './usage.js';
+export { FingerprintSet } from './fingerprint-set.js';

@@ -6,8 +6,8 @@ export const MAX_CUSTOM_ID_LENGTH = 512;
 export interface ValidationContext {
   /** The batch endpoint every line's `url` must equal, e.g. '/v1/chat/completions'. */
   endpoint: string;
-  /** custom_ids of earlier lines; a line's valid custom_id is added to it. */
-  seenCustomIds: Set<string>;
+  /** custom_ids of earlier lines; a line's valid custom_id is added to it (a Set or a FingerprintSet). */
+  seenCustomIds: { has(id: string): boolean; add(id: string): unknown };
   /** In UTF-16 code units, e.g. MAX_CUSTOM_ID_LENGTH. */
   maxCustomIdLength: number;
 }

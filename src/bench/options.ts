@@ -1,0 +1,51 @@
+import { parseArgs } from 'node:util';
+
+export const SCENARIO_NAMES = ['throughput', 'utilisation', 'million', 'upload'] as const;
+export type ScenarioName = (typeof SCENARIO_NAMES)[number];
+
+export interface BenchOptions {
+  readonly only: readonly ScenarioName[];
+  /** Sizes divided by 10, for a smoke run. */
+  readonly quick: boolean;
+}
+
+export const USAGE = `Usage: node dist/bench/run.js [--only ${SCENARIO_NAMES.join(',')}] [--quick]
+
+  --only <list>  comma-separated scenarios to run (default: all, in this order)
+  --quick        divide every size by 10 (smoke run; figures are not comparable)
+  --help         show this text`;
+
+export class UsageError extends Error {
+  override name = 'UsageError';
+}
+
+const isScenario = (s: string): s is ScenarioName => (SCENARIO_NAMES as readonly string[]).includes(s);
+
+/** Returns null when --help was asked for. */
+export function parseBenchArgs(argv: readonly string[]): BenchOptions | null {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: [...argv],
+      options: { only: { type: 'string' }, quick: { type: 'boolean', default: false }, help: { type: 'boolean', default: false } },
+      strict: true,
+      allowPositionals: false,
+    }));
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  if (values.help) return null;
+  const only: ScenarioName[] = [];
+  if (values.only !== undefined) {
+    for (const raw of values.only.split(',')) {
+      const name = raw.trim();
+      if (name === '') continue;
+      if (!isScenario(name)) throw new UsageError(`Unknown scenario '${name}'; expected one of ${SCENARIO_NAMES.join(', ')}.`);
+      if (!only.includes(name)) only.push(name);
+    }
+    if (only.length === 0) throw new UsageError('--only needs at least one scenario name.');
+  }
+  // Keep the canonical order whatever order --only listed them in.
+  const selected = only.length === 0 ? [...SCENARIO_NAMES] : SCENARIO_NAMES.filter((n) => only.includes(n));
+  return { only: selected, quick: values.quick };
+}
