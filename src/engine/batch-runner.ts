@@ -117,6 +117,9 @@ export class BatchRunner {
     try {
       let batch = await store.getBatch(this.batchId);
       if (!batch) return;
+      // Until the resume scan recounts them from the files, show the saved figures, not zeros.
+      this.#counts = { ...batch.requestCounts };
+      this.#usage = { ...batch.usage };
       this.#outputExpiresAfter = batch.outputExpiresAfter;
       expiry = setLongTimeout(() => this.stop('expire'), batch.expiresAt * 1000 - Date.now());
       if (batch.status === 'validating') {
@@ -271,9 +274,11 @@ export class BatchRunner {
           if (usage) addUsage(this.#usage, usage);
           this.#dirty = true;
           events.safeEmit('request:done', { batchId: this.batchId, ok: true, status: o.status, attempts: attempt, latencyMs: performance.now() - started, usage });
+          // The slot is held until the line is written: after a crash at most MAX_WORKERS requests are sent again.
+          await this.#out!.flush();
           return;
         }
-        this.#recordFailure(req, errorLine(newBatchRequestId(), req.customId, 'invalid_upstream_response', 'The inference server answered 2xx with a body that is not JSON.'), o.status, attempt, started);
+        await this.#recordFailure(req, errorLine(newBatchRequestId(), req.customId, 'invalid_upstream_response', 'The inference server answered 2xx with a body that is not JSON.'), o.status, attempt, started);
         return;
       }
       if (isRetryable(o) && attempt < opts.retry.maxAttempts) {
@@ -288,19 +293,21 @@ export class BatchRunner {
         continue;
       }
       if (o.kind === 'response') {
-        this.#recordFailure(req, httpErrorLine(newBatchRequestId(), req.customId, o.status, o.requestId, o.body), o.status, attempt, started);
+        await this.#recordFailure(req, httpErrorLine(newBatchRequestId(), req.customId, o.status, o.requestId, o.body), o.status, attempt, started);
       } else {
-        this.#recordFailure(req, errorLine(newBatchRequestId(), req.customId, o.code, o.message), null, attempt, started);
+        await this.#recordFailure(req, errorLine(newBatchRequestId(), req.customId, o.code, o.message), null, attempt, started);
       }
       return;
     }
   }
 
-  #recordFailure(_req: LineRequest, line: string, status: number | null, attempts: number, started: number): void {
+  /** Appends an error line; resolves once it is written (the caller still holds its slot). */
+  async #recordFailure(_req: LineRequest, line: string, status: number | null, attempts: number, started: number): Promise<void> {
     this.#err!.append(line);
     this.#counts.failed++;
     this.#dirty = true;
     this.#ctx.events.safeEmit('request:done', { batchId: this.batchId, ok: false, status, attempts, latencyMs: performance.now() - started, usage: null });
+    await this.#err!.flush();
   }
 
   async #flushProgress(): Promise<void> {
