@@ -13,11 +13,11 @@ import {
   type RequestCounts,
   type Usage,
 } from '../domain/index.js';
-import { addUsage, errorLine, extractUsage, httpErrorLine, readLines, ResultWriter, scanResultFile, successLine, usageFromObject } from '../jsonl/index.js';
-import { classifyStatus, isRetryable } from '../upstream/outcome.js';
-import { setLongTimeout, sleep } from './abortable-sleep.js';
+import { addUsage, errorLine, readLines, ResultWriter, scanResultFile } from '../jsonl/index.js';
+import { setLongTimeout } from './abortable-sleep.js';
 import { type EngineContext, errorKey, outputKey } from './engine-context.js';
-import { retryDelayMs } from './retry-policy.js';
+import { usageOfOutputLine } from './response-usage.js';
+import { type LineRequest, type SendContext, sendRequest } from './send-request.js';
 import { validateInput } from './validate-input.js';
 
 /**
@@ -45,11 +45,6 @@ export type StopReason = 'cancel' | 'expire' | 'shutdown' | 'delete';
 
 const STOP_PRIORITY: Record<StopReason, number> = { shutdown: 1, cancel: 2, expire: 3, delete: 4 };
 
-interface LineRequest {
-  customId: string;
-  url: string;
-  body: string;
-}
 
 export class BatchRunner {
   readonly batchId: string;
@@ -74,9 +69,19 @@ export class BatchRunner {
   #outputExpiresAfter: number | null = null;
   #err: ResultWriter | null = null;
 
+  readonly #send: SendContext;
+
   constructor(ctx: EngineContext, batchId: string) {
     this.#ctx = ctx;
     this.batchId = batchId;
+    this.#send = {
+      batchId,
+      upstream: ctx.upstream,
+      retry: ctx.opts.retry,
+      events: ctx.events,
+      abortRequests: this.#abortRequests.signal,
+      stopTaking: this.#stopTaking.signal,
+    };
   }
 
   get counts(): RequestCounts {
@@ -233,8 +238,6 @@ export class BatchRunner {
         }
         this.#lastStartedLine = raw.line;
         this.#launch(req);
-        if (this.#out!.needsDrain) await this.#out!.drain();
-        if (this.#err!.needsDrain) await this.#err!.drain();
       }
     } finally {
       stream.destroy();
@@ -257,57 +260,29 @@ export class BatchRunner {
     return new Promise((resolve) => this.#idleWaiters.push(resolve));
   }
 
+  /** Sends one request and appends its result; resolves once the line is in the file. */
   async #dispatch(req: LineRequest): Promise<void> {
-    const { upstream, opts, events } = this.#ctx;
+    const { events } = this.#ctx;
     const started = performance.now();
-    for (let attempt = 1; ; attempt++) {
-      const o = await upstream.send({ url: req.url, body: req.body, customId: req.customId, batchId: this.batchId }, this.#abortRequests.signal);
-      if (o.kind === 'aborted') {
-        this.#abandoned.push(req.customId);
-        return;
-      }
-      if (o.kind === 'response' && classifyStatus(o.status) === 'success') {
-        const usage = parseUsage(o.body);
-        if (usage !== undefined) {
-          this.#out!.append(successLine(newBatchRequestId(), req.customId, o.status, o.requestId, o.body));
-          this.#counts.completed++;
-          if (usage) addUsage(this.#usage, usage);
-          this.#dirty = true;
-          events.safeEmit('request:done', { batchId: this.batchId, ok: true, status: o.status, attempts: attempt, latencyMs: performance.now() - started, usage });
-          // The slot is held until the line is written: after a crash at most MAX_WORKERS requests are sent again.
-          await this.#out!.flush();
-          return;
-        }
-        await this.#recordFailure(req, errorLine(newBatchRequestId(), req.customId, 'invalid_upstream_response', 'The inference server answered 2xx with a body that is not JSON.'), o.status, attempt, started);
-        return;
-      }
-      if (isRetryable(o) && attempt < opts.retry.maxAttempts) {
-        const delayMs = retryDelayMs(opts.retry, attempt, o.kind === 'response' ? o.retryAfterMs : null);
-        events.safeEmit('request:retry', { batchId: this.batchId, status: o.kind === 'response' ? o.status : null, attempt, delayMs });
-        try {
-          await sleep(delayMs, this.#stopTaking.signal);
-        } catch {
-          this.#abandoned.push(req.customId);
-          return;
-        }
-        continue;
-      }
-      if (o.kind === 'response') {
-        await this.#recordFailure(req, httpErrorLine(newBatchRequestId(), req.customId, o.status, o.requestId, o.body), o.status, attempt, started);
-      } else {
-        await this.#recordFailure(req, errorLine(newBatchRequestId(), req.customId, o.code, o.message), null, attempt, started);
-      }
+    const r = await sendRequest(this.#send, req);
+    if (r.kind === 'abandoned') {
+      this.#abandoned.push(req.customId);
       return;
     }
-  }
-
-  /** Appends an error line; resolves once it is written (the caller still holds its slot). */
-  async #recordFailure(_req: LineRequest, line: string, status: number | null, attempts: number, started: number): Promise<void> {
-    this.#err!.append(line);
-    this.#counts.failed++;
+    const file = r.kind === 'output' ? this.#out! : this.#err!;
+    file.append(r.line);
+    if (r.kind === 'output') {
+      this.#counts.completed++;
+      if (r.usage) addUsage(this.#usage, r.usage);
+    } else {
+      this.#counts.failed++;
+    }
     this.#dirty = true;
-    this.#ctx.events.safeEmit('request:done', { batchId: this.batchId, ok: false, status, attempts, latencyMs: performance.now() - started, usage: null });
-    await this.#err!.flush();
+    if (events.listenerCount('request:done') > 0) {
+      const ok = r.kind === 'output';
+      events.safeEmit('request:done', { batchId: this.batchId, ok, status: r.status, attempts: r.attempts, latencyMs: performance.now() - started, usage: ok ? r.usage : null });
+    }
+    await file.written(); // the caller releases the slot only now: see ResultWriter
   }
 
   async #flushProgress(): Promise<void> {
@@ -326,8 +301,6 @@ export class BatchRunner {
     switch (this.#stopReason) {
       case 'shutdown':
       case 'delete':
-        await this.#out!.flush();
-        await this.#err!.flush();
         if (this.#stopReason === 'shutdown') await this.#ctx.store.saveProgress(this.batchId, this.#counts, this.#usage);
         return;
       case 'cancel':
@@ -360,7 +333,6 @@ export class BatchRunner {
         if (done.has(customId)) continue;
         err.append(errorLine(newBatchRequestId(), customId, code, message));
         this.#counts.failed++;
-        if (err.needsDrain) await err.drain();
       }
     } finally {
       stream.destroy();
@@ -425,35 +397,4 @@ export class BatchRunner {
 function parseRequest(text: string): LineRequest {
   const o = JSON.parse(text) as { custom_id: string; url: string; body: unknown };
   return { customId: o.custom_id, url: o.url, body: JSON.stringify(o.body) };
-}
-
-const WHOLE_PARSE_LIMIT = 32 * 1024;
-
-/**
- * undefined: the 2xx body is not a JSON object (it must not reach the output file); null: JSON
- * without usage. Small bodies are parsed whole; large ones (embeddings) are checked by shape and
- * only their `usage` is parsed, to keep the hot path cheap.
- */
-function parseUsage(body: string): Usage | null | undefined {
-  if (body.length <= WHOLE_PARSE_LIMIT) {
-    try {
-      const o = JSON.parse(body) as unknown;
-      if (typeof o !== 'object' || o === null || Array.isArray(o)) return undefined;
-      return usageFromObject((o as { usage?: unknown }).usage);
-    } catch {
-      return undefined;
-    }
-  }
-  const t = body.trim();
-  if (!t.startsWith('{') || !t.endsWith('}')) return undefined;
-  return extractUsage(body);
-}
-
-function usageOfOutputLine(text: string): Usage | null {
-  try {
-    const o = JSON.parse(text) as { response?: { body?: { usage?: unknown } | null } };
-    return usageFromObject(o.response?.body?.usage);
-  } catch {
-    return null;
-  }
 }

@@ -1,5 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { performance } from 'node:perf_hooks';
 
 import type { CapacityGate } from './capacity-gate.js';
 import { chatCompletion, type GenContext, type Generated, response, textCompletion } from './completions.js';
@@ -95,7 +96,7 @@ export function createMockHandler(state: MockState): (req: IncomingMessage, res:
     else gate.enqueue(start);
   };
 
-  const infer = (req: IncomingMessage, res: ServerResponse, generate: Generate, raw: string): void => {
+  const infer = (req: IncomingMessage, res: ServerResponse, generate: Generate, raw: string, arrived: number): void => {
     const header = req.headers['x-besh-custom-id'];
     const key = typeof header === 'string' ? header : createHash('sha1').update(raw).digest('hex');
     stats.countReceived(key);
@@ -137,11 +138,16 @@ export function createMockHandler(state: MockState): (req: IncomingMessage, res:
     const delayMs = opts.latencyMs + opts.perTokenMs * generated.completionTokens;
     if (res.destroyed) return;
     const holdsSlot = gate.tryAcquire();
-    if (holdsSlot && delayMs <= 0) finish(res, body, id);
-    else wait(res, body, id, delayMs, holdsSlot);
+    // The latency is the service time from arrival, as a GPU server's would be: the mock's own
+    // parsing of a burst of requests is part of it, not added to it. A queued request's latency
+    // starts when it gets its slot.
+    const sleepMs = holdsSlot ? delayMs - (performance.now() - arrived) : delayMs;
+    if (holdsSlot && sleepMs <= 0) finish(res, body, id);
+    else wait(res, body, id, Math.max(0, sleepMs), holdsSlot);
   };
 
   const readAndInfer = (req: IncomingMessage, res: ServerResponse, generate: Generate): void => {
+    const arrived = performance.now();
     let raw = '';
     req.setEncoding('utf8');
     req.on('data', (chunk: string) => {
@@ -149,7 +155,7 @@ export function createMockHandler(state: MockState): (req: IncomingMessage, res:
     });
     req.on('end', () => {
       try {
-        infer(req, res, generate, raw);
+        infer(req, res, generate, raw, arrived);
       } catch (err) {
         if (res.headersSent) res.destroy();
         else reply(res, 500, errorEnvelope(`Mock internal error: ${String(err)}`, 'server_error'), nextId());

@@ -1,7 +1,8 @@
+import { existsSync, statSync } from 'node:fs';
 import { appendFile, open, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { ResultWriter, scanResultFile } from '../../src/jsonl/result-file.js';
 import { errorLine, successLine } from '../../src/jsonl/result-line.js';
@@ -21,49 +22,36 @@ describe('ResultWriter', () => {
   it('creates the file only with the first line', async () => {
     const p = fresh();
     const w = await ResultWriter.open(p);
-    await w.flush();
-    expect(await exists(p)).toBe(false);
     await w.close();
     expect(await exists(p)).toBe(false);
 
     const w2 = await ResultWriter.open(p);
     w2.append(ok(1));
-    expect(await exists(p)).toBe(false); // only buffered
-    await w2.flush();
+    expect(existsSync(p)).toBe(false); // buffered until the end of this turn
+    await w2.written();
     expect(await readFile(p, 'utf8')).toBe(ok(1));
     await w2.close();
   });
 
-  it('groups appends of one tick into one write, one write at a time', async () => {
+  it('writes the lines of one turn together, in order, and written() waits for them', async () => {
     const p = fresh();
     const w = await ResultWriter.open(p);
-    const writes: number[] = [];
-    let inFlight = 0;
-    let maxInFlight = 0;
-    w.append(ok(0));
-    await w.flush(); // file handle now open
-    const fh = (w as unknown as { fh: { write: (...a: unknown[]) => Promise<{ bytesWritten: number }> } }).fh;
-    const real = fh.write.bind(fh);
-    fh.write = async (...a: unknown[]) => {
-      inFlight++;
-      maxInFlight = Math.max(maxInFlight, inFlight);
-      writes.push(a[2] as number);
-      await new Promise((r) => setTimeout(r, 5));
-      const res = await real(...a);
-      inFlight--;
-      return res;
-    };
-    for (let i = 1; i <= 100; i++) w.append(ok(i));
-    await new Promise((r) => setImmediate(r));
-    for (let i = 101; i <= 200; i++) w.append(ok(i)); // arrive while the first group is being written
+    for (let i = 0; i < 200; i++) {
+      w.append(ok(i));
+      if (i % 50 === 49) {
+        const before = existsSync(p) ? statSync(p).size : 0;
+        await w.written();
+        expect((await stat(p)).size).toBe(w.bytes);
+        expect(before).toBeLessThan(w.bytes);
+      }
+    }
+    await w.written(); // nothing pending: resolves at once
     await w.close();
-    expect(writes).toHaveLength(2);
-    expect(maxInFlight).toBe(1);
     const text = await readFile(p, 'utf8');
     expect(text.split('\n').slice(0, -1).map((l) => (JSON.parse(l) as { custom_id: string }).custom_id)).toEqual(
-      Array.from({ length: 201 }, (_, i) => `c${i}`),
+      Array.from({ length: 200 }, (_, i) => `c${i}`),
     );
-    expect(w.lines).toBe(201);
+    expect(w.lines).toBe(200);
     expect(w.bytes).toBe(Buffer.byteLength(text));
   });
 
@@ -106,33 +94,29 @@ describe('ResultWriter', () => {
     expect(await readFile(p, 'utf8')).toBe(ok(1) + ok(3));
   });
 
-  it('close() fsyncs', async () => {
+  it('close() can be called twice and refuses later appends', async () => {
     const p = fresh();
     const w = await ResultWriter.open(p);
     w.append(ok(1));
-    await w.flush();
-    const fh = (w as unknown as { fh: { sync: () => Promise<void> } }).fh;
-    const sync = vi.spyOn(fh, 'sync');
     await w.close();
-    expect(sync).toHaveBeenCalledTimes(1);
+    await w.close();
+    expect(() => w.append(ok(2))).toThrow(/closed/);
+    expect(await readFile(p, 'utf8')).toBe(ok(1));
   });
 
-  it('exposes needsDrain past ~1 MiB and drain() waits for it', async () => {
+  it('writes a large line whole', async () => {
     const p = fresh();
     const w = await ResultWriter.open(p);
-    const big = successLine('i', 'c', 200, null, JSON.stringify({ pad: 'x'.repeat(100_000) }));
-    for (let i = 0; i < 20; i++) w.append(big);
-    expect(w.needsDrain).toBe(true);
-    await w.drain();
-    expect(w.needsDrain).toBe(false);
+    const big = successLine('i', 'c', 200, null, JSON.stringify({ pad: 'x'.repeat(3_000_000) }));
+    for (let i = 0; i < 3; i++) w.append(big);
     await w.close();
-    expect((await stat(p)).size).toBe(20 * Buffer.byteLength(big));
+    expect((await stat(p)).size).toBe(3 * Buffer.byteLength(big));
   });
 
-  it('reports write errors on flush and later appends', async () => {
+  it('reports write errors on written() and later calls', async () => {
     const w = await ResultWriter.open(join(dir, 'no-such-dir', 'x.jsonl'));
     w.append(ok(1));
-    await expect(w.flush()).rejects.toMatchObject({ code: 'ENOENT' });
+    await expect(w.written()).rejects.toMatchObject({ code: 'ENOENT' });
     expect(() => w.append(ok(2))).toThrow();
     await expect(w.close()).rejects.toMatchObject({ code: 'ENOENT' });
   });

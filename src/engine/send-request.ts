@@ -1,0 +1,69 @@
+import { newBatchRequestId, type Usage } from '../domain/index.js';
+import { errorLine, httpErrorLine, successLine } from '../jsonl/index.js';
+import { classifyStatus, isRetryable } from '../upstream/outcome.js';
+import type { UpstreamClient } from '../upstream/upstream-client.js';
+import { sleep } from './abortable-sleep.js';
+import type { EngineEvents } from './engine-events.js';
+import { usageOfResponse } from './response-usage.js';
+import { retryDelayMs,type RetryPolicy } from './retry-policy.js';
+
+export interface LineRequest {
+  customId: string;
+  url: string;
+  /** JSON text of the line's body. */
+  body: string;
+}
+
+/** How one request ended: a line for the output or the error file, or nothing (abandoned). */
+export type RequestResult =
+  | { kind: 'output'; line: string; usage: Usage | null; status: number; attempts: number }
+  | { kind: 'error'; line: string; status: number | null; attempts: number }
+  | { kind: 'abandoned' };
+
+export interface SendContext {
+  batchId: string;
+  upstream: UpstreamClient;
+  retry: RetryPolicy;
+  events: EngineEvents;
+  /** Aborts requests already sent. */
+  abortRequests: AbortSignal;
+  /** Aborts retry backoffs: no new attempt starts. */
+  stopTaking: AbortSignal;
+}
+
+/**
+ * Sends one request with retries (connection errors, timeouts, 408/409/429/5xx; backoff with
+ * jitter honouring Retry-After) and turns the ending into an OpenAI result line. A request that is
+ * aborted, or whose backoff is cut short by a stop, is `abandoned`: the caller decides whether it
+ * is re-sent after a restart (shutdown) or reported as cancelled/expired.
+ */
+export async function sendRequest(ctx: SendContext, req: LineRequest): Promise<RequestResult> {
+  for (let attempt = 1; ; attempt++) {
+    const o = await ctx.upstream.send({ url: req.url, body: req.body, customId: req.customId, batchId: ctx.batchId }, ctx.abortRequests);
+    if (o.kind === 'aborted') return { kind: 'abandoned' };
+    if (o.kind === 'response' && classifyStatus(o.status) === 'success') {
+      const usage = usageOfResponse(o.body);
+      if (usage === undefined) {
+        const line = errorLine(newBatchRequestId(), req.customId, 'invalid_upstream_response', 'The inference server answered 2xx with a body that is not JSON.');
+        return { kind: 'error', line, status: o.status, attempts: attempt };
+      }
+      return { kind: 'output', line: successLine(newBatchRequestId(), req.customId, o.status, o.requestId, o.body), usage, status: o.status, attempts: attempt };
+    }
+    if (isRetryable(o) && attempt < ctx.retry.maxAttempts) {
+      const delayMs = retryDelayMs(ctx.retry, attempt, o.kind === 'response' ? o.retryAfterMs : null);
+      if (ctx.events.listenerCount('request:retry') > 0) {
+        ctx.events.safeEmit('request:retry', { batchId: ctx.batchId, status: o.kind === 'response' ? o.status : null, attempt, delayMs });
+      }
+      try {
+        await sleep(delayMs, ctx.stopTaking);
+      } catch {
+        return { kind: 'abandoned' };
+      }
+      continue;
+    }
+    if (o.kind === 'response') {
+      return { kind: 'error', line: httpErrorLine(newBatchRequestId(), req.customId, o.status, o.requestId, o.body), status: o.status, attempts: attempt };
+    }
+    return { kind: 'error', line: errorLine(newBatchRequestId(), req.customId, o.code, o.message), status: null, attempts: attempt };
+  }
+}
