@@ -65,6 +65,8 @@ export class BatchRunner {
   /** Highest input line handed to a request; later lines were never sent. */
   #lastStartedLine = 0;
   #out: ResultWriter | null = null;
+  /** The first error that kept a result from being written; the batch fails with it. */
+  #fatal: unknown = null;
   /** The batch's `output_expires_after` (seconds), stamped on its output/error files. */
   #outputExpiresAfter: number | null = null;
   #err: ResultWriter | null = null;
@@ -214,6 +216,7 @@ export class BatchRunner {
       if (batch.status !== 'finalizing') await this.#sendAll(input.blobKey, done);
       await this.#settled();
       if (this.#graceTimer) clearTimeout(this.#graceTimer);
+      if (this.#fatal !== null) throw this.#fatal;
       await this.#finish(batch, input.blobKey, done);
     } finally {
       clearInterval(flusher);
@@ -247,7 +250,12 @@ export class BatchRunner {
   #launch(req: LineRequest): void {
     this.#inFlight++;
     void this.#dispatch(req)
-      .catch((err: unknown) => this.#ctx.log.error({ err, batchId: this.batchId }, 'request dispatch failed'))
+      .catch((err: unknown) => {
+        // A result that cannot be written (disk full, I/O error) must not vanish: stop the batch
+        // and fail it with the cause once in-flight requests settle.
+        this.#fatal ??= err;
+        this.stop('shutdown');
+      })
       .finally(() => {
         this.#ctx.slots.release(this.batchId);
         this.#inFlight--;
@@ -383,7 +391,7 @@ export class BatchRunner {
   }
 
   async #failUnexpectedly(err: unknown): Promise<void> {
-    if (this.#stopReason === 'delete' || this.#stopReason === 'shutdown') return;
+    if (this.#stopReason === 'delete' || (this.#stopReason === 'shutdown' && this.#fatal === null)) return;
     const message = err instanceof Error ? err.message : String(err);
     await this.#transition(['validating', 'in_progress', 'finalizing', 'cancelling'], 'failed', {
       errors: [{ code: 'internal_error', message: `The batch could not be processed: ${message}`, param: null, line: null }],
