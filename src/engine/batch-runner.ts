@@ -5,6 +5,7 @@ import { performance } from 'node:perf_hooks';
 import {
   type BatchRecord,
   type BatchStatus,
+  coerceError,
   emptyUsage,
   type FileRecord,
   newBatchRequestId,
@@ -216,7 +217,7 @@ export class BatchRunner {
       if (batch.status !== 'finalizing') await this.#sendAll(input.blobKey, done);
       await this.#settled();
       if (this.#graceTimer) clearTimeout(this.#graceTimer);
-      if (this.#fatal !== null) throw this.#fatal;
+      if (this.#fatal !== null) throw coerceError(this.#fatal);
       await this.#finish(batch, input.blobKey, done);
     } finally {
       clearInterval(flusher);
