@@ -6,7 +6,15 @@ NPM ?= npm
 PORT ?= 5000
 DATA_DIR ?= ./data
 
-.PHONY: help install build quick-start stop down logs health status test lint typecheck unit bench clean
+.PHONY: help install build quick-start stop down logs health status test lint typecheck unit bench clean nginx-for-tests chromium-for-tests \
+        quick-start-8gpu up up-8gpu up-mock down-8gpu down-mock rebuild rebuild-8gpu logs-8gpu health-8gpu status-8gpu validate-env validate-env-8gpu
+
+# Docker deployments (docs/deployment.md). `docker compose` v2, or COMPOSE="docker-compose".
+COMPOSE ?= docker compose
+COMPOSE_1GPU := $(COMPOSE) -f docker-compose.yml
+COMPOSE_8GPU := $(COMPOSE) -f docker-compose-8gpu.yml
+COMPOSE_MOCK := $(COMPOSE) -f docker-compose-mock.yml
+HAVE_DOCKER = command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1
 
 help: ## Show all available commands
 	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}'
@@ -20,7 +28,8 @@ node_modules/.install-stamp: package.json package-lock.json
 
 install: node_modules/.install-stamp ## Install dependencies (npm ci) when package-lock.json changed
 
-dist/.build-stamp: node_modules/.install-stamp tsconfig.json tsconfig.build.json $(shell find src -name '*.ts' 2>/dev/null)
+dist/.build-stamp: node_modules/.install-stamp tsconfig.json tsconfig.build.json $(shell find src -name '*.ts' 2>/dev/null) \
+                   $(shell find web -path web/dist -prune -o -type f -print 2>/dev/null)
 	$(NPM) run build
 	@touch $@
 
@@ -32,15 +41,77 @@ quick-start: build ## Install, build and start BESH on :5000 (and `besh mock` on
 stop: ## Stop what quick-start started
 	@BESH_DATA_DIR=$(DATA_DIR) scripts/stop.sh
 
-down: stop ## Same as stop (the original's name)
+# down, logs, health and status serve both ways of running BESH: what `make quick-start` started
+# (local processes, ./data) and the single-GPU compose stack of `make up`.
+down: stop ## Stop what quick-start started, and the docker compose stack of `make up` if Docker runs
+	@if $(HAVE_DOCKER); then $(COMPOSE_1GPU) down; fi
 
-logs: ## Follow BESH's log
-	@tail -n 100 -F $(DATA_DIR)/besh.log
+logs: ## Follow BESH's log (quick-start's, or the compose stack's when that runs)
+	@if [ -f $(DATA_DIR)/besh.pid ] && kill -0 "$$(cat $(DATA_DIR)/besh.pid)" 2>/dev/null; then tail -n 100 -F $(DATA_DIR)/besh.log; \
+	 elif $(HAVE_DOCKER); then $(COMPOSE_1GPU) logs -f --tail=100; \
+	 else tail -n 100 -F $(DATA_DIR)/besh.log; fi
 
-health: ## Check BESH's health endpoint
+health: ## Check BESH's health endpoint (GET /health on :$(PORT))
 	@curl -fsS http://127.0.0.1:$(PORT)/health && echo
 
-status: health ## Show service status
+status: ## Show service status (containers when Docker runs, then BESH's /health)
+	@if $(HAVE_DOCKER); then $(COMPOSE_1GPU) ps; fi
+	@curl -fsS http://127.0.0.1:$(PORT)/health && echo || echo "BESH does not answer on :$(PORT)"
+
+# ---- Docker: one GPU (docker-compose.yml), eight GPUs (docker-compose-8gpu.yml), no GPU (docker-compose-mock.yml)
+
+validate-env: ## Check .env / the environment for the single-GPU deployment
+	@scripts/validate-env.sh 1gpu
+
+validate-env-8gpu: ## Check .env, the GPUs and nginx-8gpu.conf for the 8-GPU deployment
+	@scripts/validate-env.sh 8gpu
+
+up: validate-env ## Start vLLM + BESH with docker compose (docker-compose.yml)
+	$(COMPOSE_1GPU) up -d --build
+
+up-8gpu: validate-env-8gpu ## Start 8 vLLM + nginx + BESH (docker-compose-8gpu.yml)
+	$(COMPOSE_8GPU) up -d --build
+
+up-mock: ## Start BESH + the simulated inference server in Docker, no GPU (docker-compose-mock.yml)
+	$(COMPOSE_MOCK) up -d --build
+
+down-8gpu: ## Stop the 8-GPU stack
+	$(COMPOSE_8GPU) down
+
+down-mock: ## Stop the mock stack
+	$(COMPOSE_MOCK) down
+
+rebuild: ## Rebuild the BESH image without cache and restart the single-GPU stack
+	$(COMPOSE_1GPU) build --no-cache besh
+	$(COMPOSE_1GPU) up -d --force-recreate
+
+rebuild-8gpu: ## Rebuild the BESH image without cache and restart the 8-GPU stack
+	$(COMPOSE_8GPU) build --no-cache besh
+	$(COMPOSE_8GPU) up -d --force-recreate
+
+logs-8gpu: ## Follow the 8-GPU stack's logs
+	$(COMPOSE_8GPU) logs -f --tail=100
+
+health-8gpu: ## Check BESH, nginx and each of the eight vLLM servers
+	@ok=1; \
+	 curl -fsS http://127.0.0.1:$(PORT)/health >/dev/null && echo "besh   :$(PORT)  healthy" || { echo "besh   :$(PORT)  DOWN"; ok=0; }; \
+	 curl -fsS http://127.0.0.1:8000/nginx-health >/dev/null && echo "nginx  :8000  healthy" || { echo "nginx  :8000  DOWN"; ok=0; }; \
+	 for p in 8001 8002 8003 8004 8005 8006 8007 8008; do \
+	   curl -fsS http://127.0.0.1:$$p/health >/dev/null && echo "vllm   :$$p  healthy" || { echo "vllm   :$$p  DOWN"; ok=0; }; \
+	 done; [ $$ok = 1 ]
+
+status-8gpu: ## Show the 8-GPU stack's containers and health
+	$(COMPOSE_8GPU) ps
+	@$(MAKE) --no-print-directory health-8gpu || true
+
+quick-start-8gpu: validate-env-8gpu ## 8-GPU setup: validate, start, wait until healthy (model loading takes minutes)
+	$(COMPOSE_8GPU) up -d --build
+	@echo "Waiting for the eight vLLM servers, nginx and BESH (up to 20 minutes while models load)…"
+	@for i in $$(seq 1 240); do \
+	   if $(MAKE) --no-print-directory health-8gpu >/dev/null 2>&1; then $(MAKE) --no-print-directory health-8gpu; \
+	     echo "BESH is running: dashboard http://localhost:$(PORT)/ , API base URL http://localhost:$(PORT)/v1"; exit 0; fi; \
+	   sleep 5; \
+	 done; $(MAKE) --no-print-directory health-8gpu; echo "Not healthy yet: make logs-8gpu" >&2; exit 1
 
 lint: install ## Lint (eslint)
 	$(NPM) run lint
@@ -51,11 +122,22 @@ typecheck: install ## Typecheck (tsc --noEmit)
 unit: build ## Run the test suite only
 	$(NPM) test
 
-test: install lint typecheck build ## Install if needed, lint, typecheck, build and run all tests
+# The deployment and topology tests run Debian's nginx; install it when we can (root).
+nginx-for-tests:
+	@command -v nginx >/dev/null 2>&1 || { \
+	   if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	     (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y nginx-light) || DEBIAN_FRONTEND=noninteractive apt-get install -y nginx; \
+	   else echo "nginx is not installed and this is not root with apt-get: the nginx tests will be skipped"; fi; }
+
+# The dashboard's browser test drives Debian's Chromium (playwright-core never downloads one).
+chromium-for-tests:
+	@command -v chromium >/dev/null 2>&1 || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium)
+
+test: install nginx-for-tests chromium-for-tests lint typecheck build ## Install if needed, lint, typecheck, build and run all tests
 	$(NPM) test
 
 bench: build ## Run the benchmark (not a test)
 	node dist/bench/run.js
 
 clean: ## Remove build output (keeps ./data)
-	rm -rf dist
+	rm -rf dist web/dist

@@ -11,9 +11,18 @@ export interface Config {
   readonly host: string;
   readonly port: number;
   readonly dataDir: string;
+  /** OPENAI_API_BASE as given (normalised): one URL or a comma-separated list. */
   readonly upstreamBase: string;
+  /** Each upstream base URL, in order. */
+  readonly upstreamBases: readonly string[];
   readonly upstreamApiKey: string | null;
+  /** MAX_WORKERS; with `auto`, the most one upstream may be given (1024). */
   readonly maxWorkers: number;
+  /** MAX_WORKERS=auto: each upstream's limit is found by measuring throughput. */
+  readonly maxWorkersAuto: boolean;
+  readonly healthIntervalMs: number;
+  readonly ejectAfterFailures: number;
+  readonly modelsRefreshMs: number;
   readonly maxConcurrentBatches: number;
   readonly maxAttempts: number;
   readonly retryBaseMs: number;
@@ -27,10 +36,23 @@ export interface Config {
   readonly extraEndpoints: readonly string[];
   readonly shutdownGraceMs: number;
   readonly progressFlushMs: number;
+  /** Lifetime of uploaded files in seconds (null = kept until deleted). */
+  readonly inputFileTtlSeconds: number | null;
+  /** Lifetime of batch output/error files in seconds when the batch sets no output_expires_after (null = forever). */
+  readonly outputFileTtlSeconds: number | null;
+  /** How often expired files are deleted. */
+  readonly sweepIntervalMs: number;
+  /** Uploads are refused when they would leave less free space than this in the data directory. */
+  readonly minFreeBytes: number;
+  /** When set, GET /metrics requires `Authorization: Bearer <token>`. */
+  readonly metricsToken: string | null;
   readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 }
 
 export const CORE_ENDPOINTS = ['/v1/chat/completions', '/v1/completions', '/v1/embeddings', '/v1/responses'] as const;
+
+/** With MAX_WORKERS=auto, the most requests one upstream may be given. */
+export const AUTO_MAX_PER_UPSTREAM = 1024;
 
 export class ConfigError extends Error {
   constructor(readonly variable: string, message: string) {
@@ -38,6 +60,26 @@ export class ConfigError extends Error {
     this.name = 'ConfigError';
   }
 }
+
+/**
+ * A lifetime: `30d`, `12h`, `90m`, `45s` (or plain seconds); `0` or `never` keeps files forever.
+ * Compiles to whole seconds, or null for forever.
+ */
+const DURATION_UNITS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86_400, w: 604_800 };
+const duration = (fallback: string) => z
+  .string()
+  .default(fallback)
+  .transform((s, ctx) => {
+    const t = s.trim().toLowerCase();
+    if (t === 'never' || t === '0') return null;
+    const m = /^(\d+)\s*([smhdw]?)$/.exec(t);
+    const seconds = m ? Number(m[1]) * (DURATION_UNITS[m[2] || 's'] ?? 1) : NaN;
+    if (!Number.isSafeInteger(seconds) || seconds <= 0) {
+      ctx.addIssue({ code: 'custom', message: "must be a duration like '30d', '12h', '90m', '45s', or '0'/'never' to keep forever" });
+      return z.NEVER;
+    }
+    return seconds;
+  });
 
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 const endpointPath = z.string().regex(/^\/v1\/[a-z0-9_/-]+$/, 'must look like /v1/something');
@@ -48,11 +90,15 @@ const schema = {
   PORT: int(0, 65535).default(5000),
   BESH_DATA_DIR: z.string().min(1).default('./data'),
   OPENAI_API_BASE: z
-    .url({ protocol: /^https?$/ })
+    .string()
     .default('http://localhost:8000/v1')
-    .transform((u) => u.replace(/\/+$/, '')),
+    .transform((s) => s.split(',').map((x) => x.trim()).filter(Boolean))
+    .pipe(z.array(z.url({ protocol: /^https?$/ }).transform((u) => u.replace(/\/+$/, ''))).min(1, 'needs at least one URL')),
   OPENAI_API_KEY: z.string().optional(),
-  MAX_WORKERS: int(1, 100_000).default(128),
+  MAX_WORKERS: z.union([z.literal('auto'), int(1, 100_000)], { error: 'must be an integer between 1 and 100000, or auto' }).default(128),
+  BESH_HEALTH_INTERVAL_MS: int(0, 3_600_000).default(5000),
+  BESH_EJECT_AFTER_FAILURES: int(1, 1_000_000).default(5),
+  BESH_MODELS_REFRESH_MS: int(0, 86_400_000).default(60_000),
   MAX_CONCURRENT_BATCHES: int(1, 10_000).default(10),
   BESH_MAX_ATTEMPTS: int(1, 100).default(6),
   BESH_RETRY_BASE_MS: int(1, 3_600_000).default(500),
@@ -70,6 +116,11 @@ const schema = {
     .pipe(z.array(endpointPath)),
   BESH_SHUTDOWN_GRACE_MS: int(0, 3_600_000).default(30_000),
   BESH_PROGRESS_FLUSH_MS: int(10, 60_000).default(500),
+  BESH_INPUT_FILE_TTL: duration('30d'),
+  BESH_OUTPUT_FILE_TTL: duration('30d'),
+  BESH_SWEEP_INTERVAL_MS: int(50, 86_400_000).default(60_000),
+  BESH_MIN_FREE_BYTES: int(0, Number.MAX_SAFE_INTEGER).default(1024 * 1024 * 1024),
+  BESH_METRICS_TOKEN: z.string().min(1).optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 } as const;
 
@@ -94,9 +145,14 @@ export function parseConfig(env: Readonly<Record<string, string | undefined>>, c
     host: v.HOST,
     port: v.PORT,
     dataDir: isAbsolute(v.BESH_DATA_DIR) ? v.BESH_DATA_DIR : resolve(cwd, v.BESH_DATA_DIR),
-    upstreamBase: v.OPENAI_API_BASE,
+    upstreamBase: v.OPENAI_API_BASE.join(','),
+    upstreamBases: Object.freeze([...v.OPENAI_API_BASE]),
     upstreamApiKey: v.OPENAI_API_KEY ?? null,
-    maxWorkers: v.MAX_WORKERS,
+    maxWorkers: v.MAX_WORKERS === 'auto' ? AUTO_MAX_PER_UPSTREAM : v.MAX_WORKERS,
+    maxWorkersAuto: v.MAX_WORKERS === 'auto',
+    healthIntervalMs: v.BESH_HEALTH_INTERVAL_MS,
+    ejectAfterFailures: v.BESH_EJECT_AFTER_FAILURES,
+    modelsRefreshMs: v.BESH_MODELS_REFRESH_MS,
     maxConcurrentBatches: v.MAX_CONCURRENT_BATCHES,
     maxAttempts: v.BESH_MAX_ATTEMPTS,
     retryBaseMs: v.BESH_RETRY_BASE_MS,
@@ -110,6 +166,11 @@ export function parseConfig(env: Readonly<Record<string, string | undefined>>, c
     extraEndpoints: Object.freeze([...v.BESH_EXTRA_ENDPOINTS]),
     shutdownGraceMs: v.BESH_SHUTDOWN_GRACE_MS,
     progressFlushMs: v.BESH_PROGRESS_FLUSH_MS,
+    inputFileTtlSeconds: v.BESH_INPUT_FILE_TTL,
+    outputFileTtlSeconds: v.BESH_OUTPUT_FILE_TTL,
+    sweepIntervalMs: v.BESH_SWEEP_INTERVAL_MS,
+    minFreeBytes: v.BESH_MIN_FREE_BYTES,
+    metricsToken: v.BESH_METRICS_TOKEN ?? null,
     logLevel: v.LOG_LEVEL,
   });
 }

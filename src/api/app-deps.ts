@@ -2,7 +2,8 @@ import type { Config } from '../config.js';
 import type { Engine } from '../engine/engine.js';
 import type { BlobStore } from '../store/blob-store.js';
 import type { MetaStore } from '../store/meta-store.js';
-import type { UpstreamClient } from '../upstream/upstream-client.js';
+import type { UpstreamPool } from '../upstream/upstream-pool.js';
+import type { Metrics } from './metrics.js';
 
 /** Everything the HTTP layer talks to; built by api/server.ts (or a test). */
 export interface AppDeps {
@@ -10,7 +11,9 @@ export interface AppDeps {
   store: MetaStore;
   blobs: BlobStore;
   engine: Engine;
-  upstream: UpstreamClient;
+  upstream: UpstreamPool;
   /** Directory of the built dashboard (index.html and assets). */
   webDir: string;
+  /** Prometheus metrics; buildApp creates them when absent. */
+  metrics?: Metrics;
 }

@@ -1,15 +1,18 @@
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
-
 import multipart from '@fastify/multipart';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyServerOptions, LogController } from 'fastify';
 
 import { InvalidRequestError, newRequestId, printableId } from '../domain/index.js';
+import { analyticsRoutes } from './analytics-routes.js';
+import { wireAnalytics } from './analytics-wiring.js';
 import type { AppDeps } from './app-deps.js';
 import { batchesRoutes } from './batches-routes.js';
 import { envelope, installErrorHandling } from './error-handler.js';
+import { eventsRoute } from './events-route.js';
 import { filesRoutes } from './files-routes.js';
 import { healthRoutes } from './health-routes.js';
+import { createMetrics, metricsRoutes } from './metrics.js';
+import { staticWeb } from './static-web.js';
+import { statusRoutes } from './status-routes.js';
 
 const JSON_BODY_LIMIT = 1024 * 1024;
 const printablePath = (url: string): string => printableId(url.split('?')[0]!);
@@ -60,11 +63,16 @@ export async function buildApp(deps: AppDeps, logger: FastifyServerOptions['logg
     else req.log.debug(line, 'request');
   });
 
-  const indexHtml = readFileSync(join(deps.webDir, 'index.html'), 'utf8');
-  app.get('/', async (_req, reply) => reply.type('text/html; charset=utf-8').send(indexHtml));
+  staticWeb(app, deps.webDir);
+  const dashboard = wireAnalytics(app, deps);
+  analyticsRoutes(app, deps, dashboard); // before batchesRoutes: /v1/batches/dashboard is not a batch id
+  eventsRoute(app, deps, dashboard);
 
+  const metrics = deps.metrics ?? createMetrics(deps);
   healthRoutes(app, deps);
-  filesRoutes(app, deps);
+  metricsRoutes(app, deps, metrics);
+  filesRoutes(app, deps, { uploaded: (bytes) => metrics.uploaded(bytes) });
+  statusRoutes(app, deps); // before batchesRoutes: /v1/batches/status is not a batch id
   batchesRoutes(app, deps);
   return app;
 }

@@ -27,14 +27,15 @@ export function batchesRoutes(app: FastifyInstance, deps: AppDeps): void {
   app.post('/v1/batches', async (req) => {
     const p = parseCreateBatch(req.body, endpoints);
     const input = isWellFormedId(p.inputFileId) ? await store.getFile(p.inputFileId) : null;
-    if (!input) throw fileNotFound(p.inputFileId, 'input_file_id');
+    const now = nowSeconds();
+    // An expired file is as good as gone (the sweeper removes it within BESH_SWEEP_INTERVAL_MS).
+    if (!input || (input.expiresAt !== null && input.expiresAt <= now)) throw fileNotFound(p.inputFileId, 'input_file_id');
     if (input.purpose !== 'batch') {
       throw new InvalidRequestError(`File ${input.id} has purpose '${input.purpose}'; a batch needs a file uploaded with purpose 'batch'.`, {
         param: 'input_file_id',
         code: 'invalid_file_purpose',
       });
     }
-    const now = nowSeconds();
     const batch: BatchRecord = {
       id: newBatchId(),
       inputFileId: input.id,
@@ -57,7 +58,8 @@ export function batchesRoutes(app: FastifyInstance, deps: AppDeps): void {
       cancelledAt: null,
       requestCounts: { total: 0, completed: 0, failed: 0 },
       usage: emptyUsage(),
-      outputExpiresAfter: p.outputExpiresAfter,
+      // Without output_expires_after, the output/error files live BESH_OUTPUT_FILE_TTL (null = forever).
+      outputExpiresAfter: p.outputExpiresAfter ?? config.outputFileTtlSeconds,
     };
     await store.insertBatch(batch);
     engine.submit(batch);

@@ -4,6 +4,7 @@ import type { FastifyRequest } from 'fastify';
 
 import {
   type FileRecord,
+  InsufficientStorageError,
   InvalidRequestError,
   newFileId,
   nowSeconds,
@@ -12,11 +13,22 @@ import {
 } from '../domain/index.js';
 import { decodeInput, JsonlError, UploadChecker } from '../jsonl/index.js';
 import type { BlobStore, BlobUpload } from '../store/blob-store.js';
+import type { StorageFloor } from './disk-space.js';
 
 export interface UploadLimits {
   maxFileBytes: number;
   maxLineBytes: number;
+  /** Lifetime of a file uploaded without `expires_after` (null = kept until deleted). */
+  defaultTtlSeconds: number | null;
+  /** Free-space floor of the data directory; null = unchecked. */
+  floor: StorageFloor | null;
 }
+
+/** OpenAI's bounds for `expires_after[seconds]`: 1 hour to 30 days. */
+const MIN_EXPIRES_AFTER = 3600;
+const MAX_EXPIRES_AFTER = 2_592_000;
+const EXPIRES_ANCHOR = 'expires_after[anchor]';
+const EXPIRES_SECONDS = 'expires_after[seconds]';
 
 /**
  * Streams a multipart upload (`file` + `purpose`, in any order) to the blob store: gzip is
@@ -33,10 +45,19 @@ export async function receiveUpload(req: FastifyRequest, blobs: BlobStore, limit
   let purpose: string | undefined;
   let filename: string | undefined;
   let bytes = 0;
+  const expiresAfter: { anchor?: string; seconds?: string } = {};
   try {
+    if (limits.floor) {
+      // Refuse before reading a byte when the announced body would already cross the floor.
+      const announced = Number(req.headers['content-length'] ?? 0);
+      await limits.floor.assertRoom(Number.isFinite(announced) && announced > 0 ? announced : 0);
+    }
     for await (const part of req.parts()) {
       if (part.type === 'field') {
-        if (part.fieldname === 'purpose') purpose = typeof part.value === 'string' ? part.value : undefined;
+        const value = typeof part.value === 'string' ? part.value : undefined;
+        if (part.fieldname === 'purpose') purpose = value;
+        else if (part.fieldname === EXPIRES_ANCHOR) expiresAfter.anchor = value ?? '';
+        else if (part.fieldname === EXPIRES_SECONDS) expiresAfter.seconds = value ?? '';
         continue;
       }
       if (part.fieldname !== 'file' || upload) {
@@ -49,10 +70,16 @@ export async function receiveUpload(req: FastifyRequest, blobs: BlobStore, limit
       filename = cleanFilename(part.filename);
       upload = blobs.createUpload(blobKey);
       const checker = new UploadChecker({ maxLineBytes: limits.maxLineBytes, requireJson: true });
+      const decoded = decodeInput(part.file, { maxDecompressedBytes: limits.maxFileBytes });
       try {
-        await pipeline(decodeInput(part.file, { maxDecompressedBytes: limits.maxFileBytes }), checker, upload.stream);
+        if (limits.floor) await pipeline(decoded, checker, limits.floor.guard(), upload.stream);
+        else await pipeline(decoded, checker, upload.stream);
       } catch (err) {
         if (part.file.truncated) throw tooLarge(limits.maxFileBytes);
+        if (err instanceof InsufficientStorageError) {
+          part.file.resume(); // discard the rest unread so the client gets our answer, not a reset
+          throw err;
+        }
         if (err instanceof JsonlError) {
           part.file.resume(); // read the rest so the client gets our answer, not a reset
           throw uploadError(err, limits);
@@ -76,15 +103,38 @@ export async function receiveUpload(req: FastifyRequest, blobs: BlobStore, limit
     if (!/\.jsonl$/i.test(filename)) {
       throw new InvalidRequestError('Invalid file format for Batch API. Must be .jsonl', { param: 'file', code: 'invalid_file_format' });
     }
+    const ttl = parseExpiresAfter(expiresAfter, limits.defaultTtlSeconds);
     await upload.commit();
     const now = nowSeconds();
-    return { id, filename, purpose: 'batch', bytes, createdAt: now, expiresAt: null, blobKey, batchId: null };
+    return { id, filename, purpose: 'batch', bytes, createdAt: now, expiresAt: ttl === null ? null : now + ttl, blobKey, batchId: null };
   } catch (err) {
     await upload?.abort();
     const code = (err as { code?: unknown }).code;
     if (code === 'FST_REQ_FILE_TOO_LARGE') throw tooLarge(limits.maxFileBytes);
     throw multipartClientError(err) ?? err;
   }
+}
+
+/**
+ * OpenAI's `expires_after[anchor]=created_at` + `expires_after[seconds]=3600..2592000` form
+ * fields (the SDKs flatten the object with brackets). Both or neither; returns the file's
+ * lifetime in seconds, or the default when neither is sent.
+ */
+export function parseExpiresAfter(f: { anchor?: string; seconds?: string }, fallback: number | null): number | null {
+  if (f.anchor === undefined && f.seconds === undefined) return fallback;
+  if (f.anchor === undefined) throw new InvalidRequestError(`Missing required parameter: '${EXPIRES_ANCHOR}'.`, { param: EXPIRES_ANCHOR, code: 'missing_required_parameter' });
+  if (f.seconds === undefined) throw new InvalidRequestError(`Missing required parameter: '${EXPIRES_SECONDS}'.`, { param: EXPIRES_SECONDS, code: 'missing_required_parameter' });
+  if (f.anchor !== 'created_at') {
+    throw new InvalidRequestError(`Invalid value for '${EXPIRES_ANCHOR}': '${safe(f.anchor)}'. Supported values are: 'created_at'.`, { param: EXPIRES_ANCHOR, code: 'invalid_value' });
+  }
+  const seconds = /^\d{1,10}$/.test(f.seconds.trim()) ? Number(f.seconds.trim()) : NaN;
+  if (!(seconds >= MIN_EXPIRES_AFTER && seconds <= MAX_EXPIRES_AFTER)) {
+    throw new InvalidRequestError(
+      `Invalid value for '${EXPIRES_SECONDS}': '${safe(f.seconds)}'. Expected an integer between ${MIN_EXPIRES_AFTER} (1 hour) and ${MAX_EXPIRES_AFTER} (30 days).`,
+      { param: EXPIRES_SECONDS, code: 'invalid_value' },
+    );
+  }
+  return seconds;
 }
 
 const MALFORMED_MULTIPART = /multipart|boundary|needle|terminated early|Unsupported Content-Type/i;

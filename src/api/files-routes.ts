@@ -2,13 +2,20 @@ import type { FastifyInstance } from 'fastify';
 
 import { ConflictError, FILE_PURPOSES, fileNotFound, type FilePurpose, InvalidRequestError, isWellFormedId, serializeFile } from '../domain/index.js';
 import type { AppDeps } from './app-deps.js';
+import { StorageFloor } from './disk-space.js';
 import { receiveUpload } from './file-upload.js';
 import { listEnvelope, parseAfter, parseLimit, parseOrder } from './list-params.js';
 
 type IdParams = { Params: { id: string } };
 
-export function filesRoutes(app: FastifyInstance, deps: AppDeps): void {
+export interface FilesRoutesHooks {
+  /** A file was stored (metrics). */
+  uploaded?(bytes: number): void;
+}
+
+export function filesRoutes(app: FastifyInstance, deps: AppDeps, hooks: FilesRoutesHooks = {}): void {
   const { store, blobs, config } = deps;
+  const floor = new StorageFloor(config.dataDir, config.minFreeBytes);
 
   const getFileOr404 = async (id: string) => {
     const f = isWellFormedId(id) ? await store.getFile(id) : null;
@@ -17,13 +24,19 @@ export function filesRoutes(app: FastifyInstance, deps: AppDeps): void {
   };
 
   app.post('/v1/files', async (req) => {
-    const file = await receiveUpload(req, blobs, { maxFileBytes: config.maxFileBytes, maxLineBytes: config.maxLineBytes });
+    const file = await receiveUpload(req, blobs, {
+      maxFileBytes: config.maxFileBytes,
+      maxLineBytes: config.maxLineBytes,
+      defaultTtlSeconds: config.inputFileTtlSeconds,
+      floor: config.minFreeBytes > 0 ? floor : null,
+    });
     try {
       await store.insertFile(file);
     } catch (err) {
       await blobs.delete(file.blobKey);
       throw err;
     }
+    hooks.uploaded?.(file.bytes);
     return serializeFile(file);
   });
 

@@ -6,10 +6,13 @@ import type { Logger as PinoLogger } from 'pino';
 
 import { type Config, CORE_ENDPOINTS } from '../config.js';
 import { Engine } from '../engine/engine.js';
+import { FileSweeper } from '../engine/file-sweeper.js';
 import { LocalBlobStore } from '../store/local-blob-store.js';
 import { SqliteMetaStore } from '../store/sqlite/sqlite-meta-store.js';
-import { UpstreamClient } from '../upstream/upstream-client.js';
+import { UpstreamPool } from '../upstream/upstream-pool.js';
 import { buildApp } from './app.js';
+import type { AppDeps } from './app-deps.js';
+import { createMetrics, upstreamLabel } from './metrics.js';
 
 export interface RunningServer {
   app: FastifyInstance;
@@ -27,19 +30,26 @@ export async function startServer(config: Config, log: PinoLogger, webDir: strin
   const store = SqliteMetaStore.open(join(config.dataDir, 'besh.sqlite'));
   const blobs = new LocalBlobStore(config.dataDir);
   await blobs.cleanTemp();
-  const upstream = new UpstreamClient({
-    baseUrl: config.upstreamBase,
+  const upstream = new UpstreamPool({
+    baseUrls: config.upstreamBases,
     apiKey: config.upstreamApiKey,
-    connections: config.maxWorkers,
+    maxWorkers: config.maxWorkersAuto ? 'auto' : config.maxWorkers,
+    autoMaxPerUpstream: config.maxWorkers,
     requestTimeoutMs: config.requestTimeoutMs,
     maxResponseBytes: config.maxResponseBytes,
+    healthIntervalMs: config.healthIntervalMs,
+    ejectAfterFailures: config.ejectAfterFailures,
+    modelsRefreshMs: config.modelsRefreshMs,
+    log,
   });
+  // Health and models first, so the first batch is validated against the models served.
+  await upstream.start();
   const engine = new Engine({
     store,
     blobs,
     upstream,
     log,
-    maxWorkers: config.maxWorkers,
+    maxWorkers: upstream.totalLimit,
     opts: {
       maxConcurrentBatches: config.maxConcurrentBatches,
       maxLineBytes: config.maxLineBytes,
@@ -52,16 +62,23 @@ export async function startServer(config: Config, log: PinoLogger, webDir: strin
       retry: { maxAttempts: config.maxAttempts, baseMs: config.retryBaseMs, maxMs: config.retryMaxMs },
     },
   });
-  const app = await buildApp({ config, store, blobs, engine, upstream, webDir }, log);
+  // MAX_WORKERS=auto: the engine's slots follow the sum of the upstreams' limits.
+  upstream.onCapacityChange((n) => engine.slots.setCapacity(n));
+  const deps: AppDeps = { config, store, blobs, engine, upstream, webDir };
+  const metrics = createMetrics(deps);
+  const app = await buildApp({ ...deps, metrics }, log);
   const inFlight = trackInFlight(app);
+  const sweeper = new FileSweeper({ store, blobs, log, intervalMs: config.sweepIntervalMs, onDeleted: (f) => metrics.fileExpired(f.purpose) });
   await engine.start();
+  sweeper.start();
   const address = await app.listen({ host: config.host, port: config.port });
-  log.info({ url: address, upstream: config.upstreamBase, maxWorkers: config.maxWorkers, maxConcurrentBatches: config.maxConcurrentBatches, dataDir: config.dataDir }, `BESH listening on ${address}`);
+  log.info({ url: address, upstream: upstreamLabel(config.upstreamBase), maxWorkers: config.maxWorkers, maxConcurrentBatches: config.maxConcurrentBatches, dataDir: config.dataDir }, `BESH listening on ${address}`);
 
   let closing: Promise<void> | null = null;
   const close = (): Promise<void> =>
     (closing ??= (async () => {
       log.info({}, 'shutting down: settling in-flight requests');
+      await sweeper.stop();
       await engine.stop();
       await closeHttp(app, inFlight, config.shutdownGraceMs);
       await upstream.close();

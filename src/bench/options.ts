@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util';
 
-export const SCENARIO_NAMES = ['throughput', 'utilisation', 'million', 'upload'] as const;
+export const SCENARIO_NAMES = ['throughput', 'utilisation', 'million', 'upload', 'eight-gpu', 'auto-workers'] as const;
 export type ScenarioName = (typeof SCENARIO_NAMES)[number];
 
 export interface BenchOptions {

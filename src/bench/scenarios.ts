@@ -8,6 +8,7 @@ import { mockStats } from './mock-client.js';
 import type { ScenarioName } from './options.js';
 import { RssSampler } from './rss-sampler.js';
 import { withStack } from './stack.js';
+import { autoWorkers, eightGpu } from './upstream-scenarios.js';
 
 export interface ScenarioContext {
   /** A fresh temp dir for this scenario's input file and BESH data. */
@@ -112,4 +113,4 @@ const upload: Scenario = {
   },
 };
 
-export const SCENARIOS: Record<ScenarioName, Scenario> = { throughput, utilisation, million, upload };
+export const SCENARIOS: Record<ScenarioName, Scenario> = { throughput, utilisation, million, upload, 'eight-gpu': eightGpu, 'auto-workers': autoWorkers };

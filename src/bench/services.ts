@@ -22,16 +22,24 @@ const HOST = '127.0.0.1';
 const STOP_GRACE_MS = 5000;
 const TAIL_CHARS = 8192;
 
-export async function startMock(latencyMs: number, cwd: string): Promise<Service> {
+export async function startMock(latencyMs: number, cwd: string, extraArgs: readonly string[] = [], name = 'mock'): Promise<Service> {
   const port = await freePort(HOST);
-  return startService('mock', ['mock', '--host', HOST, '--port', String(port), '--latency-ms', String(latencyMs)], {}, port, cwd);
+  return startService(name, ['mock', '--host', HOST, '--port', String(port), '--latency-ms', String(latencyMs), ...extraArgs], {}, port, cwd);
+}
+
+/** nginx in the foreground with `confPath` (prefix `dir`); healthy once `port` answers /health. */
+export async function startNginxService(nginxBin: string, dir: string, confPath: string, port: number): Promise<Service> {
+  return startService('nginx', ['-p', dir, '-e', `${dir}/error.log`, '-c', confPath], {}, port, dir, nginxBin);
 }
 
 export interface BeshSettings {
   dataDir: string;
   upstreamUrl: string;
-  maxWorkers: number;
+  /** A number, or 'auto'. */
+  maxWorkers: number | 'auto';
   maxFileBytes: number;
+  /** OPENAI_API_BASE as is (e.g. a comma-separated list); overrides `${upstreamUrl}/v1`. */
+  upstreamBase?: string;
 }
 
 export async function startBesh(s: BeshSettings): Promise<Service> {
@@ -40,7 +48,7 @@ export async function startBesh(s: BeshSettings): Promise<Service> {
     HOST,
     PORT: String(port),
     BESH_DATA_DIR: s.dataDir,
-    OPENAI_API_BASE: `${s.upstreamUrl}/v1`,
+    OPENAI_API_BASE: s.upstreamBase ?? `${s.upstreamUrl}/v1`,
     MAX_WORKERS: String(s.maxWorkers),
     BESH_MAX_FILE_BYTES: String(s.maxFileBytes),
     BESH_SHUTDOWN_GRACE_MS: '2000',
@@ -49,10 +57,10 @@ export async function startBesh(s: BeshSettings): Promise<Service> {
   return startService('besh', ['serve'], env, port, s.dataDir);
 }
 
-async function startService(name: string, args: string[], env: Record<string, string>, port: number, cwd: string): Promise<Service> {
+async function startService(name: string, args: string[], env: Record<string, string>, port: number, cwd: string, command?: string): Promise<Service> {
   // Only PATH and HOME from our environment: a BESH_* or MAX_* variable in the caller's shell (or a
   // .env in the working directory, hence cwd) must not change what is measured.
-  const child = spawn(process.execPath, [MAIN_JS, ...args], {
+  const child = spawn(command ?? process.execPath, command ? args : [MAIN_JS, ...args], {
     cwd,
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -1,8 +1,14 @@
 #!/usr/bin/env node
 import { Command } from 'commander';
 
+import { cancelCommand } from './cancel-command.js';
+import { deleteCommand } from './delete-command.js';
+import { filesCommand } from './files-command.js';
+import { listCommand } from './list-command.js';
 import { mockCommand } from './mock-command.js';
 import { serveCommand } from './serve-command.js';
+import { statusCommand } from './status-command.js';
+import { submitCommand } from './submit-command.js';
 
 const program = new Command()
   .name('besh')
@@ -12,5 +18,11 @@ const program = new Command()
 
 program.addCommand(serveCommand());
 program.addCommand(mockCommand());
+program.addCommand(submitCommand());
+program.addCommand(statusCommand());
+program.addCommand(listCommand());
+program.addCommand(cancelCommand());
+program.addCommand(deleteCommand());
+program.addCommand(filesCommand());
 
 await program.parseAsync(process.argv);

@@ -2,9 +2,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import { Command } from 'commander';
-import { pino } from 'pino';
 
-import { ConfigError, parseConfig } from '../config.js';
 import { loadDotEnv, mergeFlags } from './env.js';
 
 const FLAG_TO_ENV = {
@@ -31,6 +29,8 @@ export function serveCommand(): Command {
     .option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent (LOG_LEVEL, default info)')
     .addHelpText('after', '\nEvery setting can also be given as an environment variable or in ./.env; see README.md.')
     .action(async (flags: Record<string, string | undefined>) => {
+      // Loaded here, not at the top: every other besh command starts faster without zod and pino.
+      const [{ ConfigError, parseConfig }, { pino }] = await Promise.all([import('../config.js'), import('pino')]);
       loadDotEnv();
       let config;
       try {

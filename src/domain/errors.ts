@@ -26,6 +26,11 @@ export class InvalidRequestError extends BeshError {
   readonly type = 'invalid_request_error' as const;
 }
 
+export class AuthenticationError extends BeshError {
+  readonly status = 401;
+  readonly type = 'authentication_error' as const;
+}
+
 export class NotFoundError extends BeshError {
   readonly status = 404;
   readonly type = 'invalid_request_error' as const;

@@ -1,6 +1,6 @@
 import type { BlobStore } from '../store/blob-store.js';
 import type { MetaStore } from '../store/meta-store.js';
-import type { UpstreamClient } from '../upstream/upstream-client.js';
+import type { Upstream } from '../upstream/upstream.js';
 import type { EngineEvents } from './engine-events.js';
 import type { FairSlots } from './fair-slots.js';
 import type { RetryPolicy } from './retry-policy.js';
@@ -30,7 +30,7 @@ export interface EngineOptions {
 export interface EngineContext {
   store: MetaStore;
   blobs: BlobStore;
-  upstream: UpstreamClient;
+  upstream: Upstream;
   slots: FairSlots;
   events: EngineEvents;
   log: Logger;

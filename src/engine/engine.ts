@@ -1,7 +1,7 @@
 import { type BatchLive, batchNotFound, type BatchRecord, ConflictError, isTerminal, nowSeconds, type RequestCounts, type Usage } from '../domain/index.js';
 import type { BlobStore } from '../store/blob-store.js';
 import type { MetaStore } from '../store/meta-store.js';
-import type { UpstreamClient } from '../upstream/upstream-client.js';
+import type { Upstream } from '../upstream/upstream.js';
 import { BatchRunner } from './batch-runner.js';
 import { type EngineContext, type EngineOptions, errorKey, type Logger, outputKey } from './engine-context.js';
 import { EngineEvents } from './engine-events.js';
@@ -21,7 +21,7 @@ export type EngineState = 'starting' | 'running' | 'draining' | 'stopped';
 export interface EngineDeps {
   store: MetaStore;
   blobs: BlobStore;
-  upstream: UpstreamClient;
+  upstream: Upstream;
   log: Logger;
   maxWorkers: number;
   opts: EngineOptions;
@@ -75,6 +75,7 @@ export class Engine {
 
   /** A batch was created (status validating): queue it. */
   submit(batch: BatchRecord): void {
+    this.#logStatus(batch);
     this.events.safeEmit('batch:status', batch);
     if (this.#state !== 'running') return; // picked up at next start
     this.#queue.push({ id: batch.id, expiresAt: batch.expiresAt });
@@ -91,8 +92,10 @@ export class Engine {
     if (this.#isQueued(id)) {
       // Never started: nothing to settle.
       const cancelling = await store.transition(id, ['validating'], 'cancelling', nowSeconds());
+      if (cancelling) this.#logStatus(cancelling);
       const b = cancelling && (await store.transition(id, ['cancelling'], 'cancelled', nowSeconds()));
       if (b) {
+        this.#logStatus(b);
         this.#removeQueued(id);
         this.events.safeEmit('batch:status', b);
         return b;
@@ -100,6 +103,7 @@ export class Engine {
     }
     const b = await store.transition(id, ['validating', 'in_progress', 'finalizing'], 'cancelling', nowSeconds());
     if (!b) return this.cancel(id); // it moved meanwhile: answer from its new status
+    this.#logStatus(b);
     this.events.safeEmit('batch:status', b);
     this.#active.get(id)?.runner.stop('cancel');
     return b;
@@ -123,6 +127,7 @@ export class Engine {
     await store.deleteBatch(id);
     await blobs.delete(outputKey(id));
     await blobs.delete(errorKey(id));
+    this.#ctx.log.info({ batchId: id, status: latest.status }, 'batch deleted');
     this.events.safeEmit('batch:deleted', id);
     return latest;
   }
@@ -147,6 +152,11 @@ export class Engine {
     for (const { runner } of this.#active.values()) runner.stop('shutdown');
     await Promise.all([...this.#active.values()].map((a) => a.done));
     this.#state = 'stopped';
+  }
+
+  /** The one info line per status change (the runner logs the changes it makes itself). */
+  #logStatus(b: BatchRecord): void {
+    this.#ctx.log.info({ batchId: b.id, status: b.status, requestCounts: b.requestCounts }, `batch ${b.status}`);
   }
 
   #admit(): void {
@@ -178,7 +188,10 @@ export class Engine {
     for (const { id } of this.#queue.filter((q) => q.expiresAt <= now)) {
       this.#removeQueued(id);
       const expired = await this.#ctx.store.transition(id, ['validating'], 'expired', now);
-      if (expired) this.events.safeEmit('batch:status', expired);
+      if (expired) {
+        this.#logStatus(expired);
+        this.events.safeEmit('batch:status', expired);
+      }
     }
   }
 }

@@ -8,7 +8,7 @@
  */
 export class FairSlots {
   #free: number;
-  readonly #capacity: number;
+  #capacity: number;
   /** Batches with waiters, in round-robin order. */
   readonly #ring: string[] = [];
   readonly #waiters = new Map<string, Array<() => void>>();
@@ -25,6 +25,18 @@ export class FairSlots {
 
   get inUse(): number {
     return this.#capacity - this.#free;
+  }
+
+  /**
+   * Changes the number of slots (MAX_WORKERS=auto follows the upstreams' limits). Growing hands
+   * the new slots to waiters at once; shrinking takes effect as held slots are released (nothing
+   * in flight is interrupted), so `inUse` may exceed `capacity` for a while.
+   */
+  setCapacity(capacity: number): void {
+    if (!Number.isInteger(capacity) || capacity < 1) throw new Error(`FairSlots.setCapacity: ${capacity} is not a positive integer`);
+    this.#free += capacity - this.#capacity;
+    this.#capacity = capacity;
+    this.#dispatch();
   }
 
   heldBy(key: string): number {

@@ -1,7 +1,7 @@
 import { newBatchRequestId, type Usage } from '../domain/index.js';
 import { errorLine, httpErrorLine, successLine } from '../jsonl/index.js';
 import { classifyStatus, isRetryable } from '../upstream/outcome.js';
-import type { UpstreamClient } from '../upstream/upstream-client.js';
+import type { Upstream } from '../upstream/upstream.js';
 import { sleep } from './abortable-sleep.js';
 import type { EngineEvents } from './engine-events.js';
 import { usageOfResponse } from './response-usage.js';
@@ -22,7 +22,7 @@ export type RequestResult =
 
 export interface SendContext {
   batchId: string;
-  upstream: UpstreamClient;
+  upstream: Upstream;
   retry: RetryPolicy;
   events: EngineEvents;
   /** Aborts requests already sent. */

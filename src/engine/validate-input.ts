@@ -11,7 +11,8 @@ export interface ValidationResult {
 
 /**
  * Reads the whole input once and checks every line (JSON, custom_id present and unique, POST,
- * url = endpoint, body with model, no streaming). Collects at most maxValidationErrors errors.
+ * url = endpoint, body with model, no streaming, a model some upstream serves when the upstreams'
+ * models are known). Collects at most maxValidationErrors errors.
  * Uniqueness is checked on 64-bit fingerprints to keep memory flat for million-line files; the
  * rare duplicate they report is confirmed exactly by a second pass over the suspect ids.
  */
@@ -23,6 +24,8 @@ export async function validateInput(ctx: EngineContext, blobKey: string, endpoin
   let total = 0;
   let model: string | null | undefined;
   let lastLine = 0;
+  // Checked only when at least one upstream answered GET /v1/models (see UpstreamPool.models).
+  const served = ctx.upstream.models();
   const stream = ctx.blobs.openRead(blobKey);
   try {
     for await (const raw of readLines(stream, { maxLineBytes: opts.maxLineBytes })) {
@@ -37,6 +40,17 @@ export async function validateInput(ctx: EngineContext, blobKey: string, endpoin
             errors.push(e);
             if (e.code === 'duplicate_custom_id') suspects.set(e, customIdOf(raw.text));
           }
+        }
+        continue;
+      }
+      if (served !== null && !served.has(r.request.model)) {
+        if (errors.length < opts.maxValidationErrors) {
+          errors.push({
+            code: 'model_not_found',
+            message: `The model '${r.request.model}' is not served by any upstream (served: ${[...served].sort().join(', ') || 'none'}).`,
+            param: 'body.model',
+            line: raw.line,
+          });
         }
         continue;
       }

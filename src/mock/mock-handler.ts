@@ -181,6 +181,17 @@ export function createMockHandler(state: MockState): (req: IncomingMessage, res:
       return;
     }
 
+    // Health checks and model listings (which BESH's upstream pool polls) are not counted, like
+    // /mock/*: the stats describe the traffic a batch causes.
+    if (path === '/health' && (method === 'GET' || method === 'HEAD')) {
+      res.writeHead(200, { 'content-length': 0, 'x-request-id': nextId() });
+      res.end();
+      return;
+    }
+    if (path === '/v1/models' && method === 'GET') {
+      writeJson(res, 200, modelsBody, nextId());
+      return;
+    }
     stats.totalRequests++;
     const generate = inference.get(path);
     if (generate !== undefined) {
@@ -188,15 +199,7 @@ export function createMockHandler(state: MockState): (req: IncomingMessage, res:
       else reply(res, 405, errorEnvelope('Method Not Allowed'), nextId());
       return;
     }
-    if (path === '/health' && (method === 'GET' || method === 'HEAD')) {
-      stats.countStatus(200);
-      res.writeHead(200, { 'content-length': 0, 'x-request-id': nextId() });
-      res.end();
-    } else if (path === '/v1/models' && method === 'GET') {
-      reply(res, 200, modelsBody, nextId());
-    } else {
-      reply(res, 404, errorEnvelope(`Not found: ${method} ${path}`), nextId());
-    }
+    reply(res, 404, errorEnvelope(`Not found: ${method} ${path}`), nextId());
   };
 }
 

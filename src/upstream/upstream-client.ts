@@ -19,6 +19,8 @@ export interface UpstreamRequest {
   body: string;
   customId: string;
   batchId: string;
+  /** The body's model when the caller knows it (spares the pool parsing the body to route it). */
+  model?: string;
 }
 
 /**
@@ -29,6 +31,7 @@ export class UpstreamClient {
   readonly #pool: Pool;
   readonly #basePath: string;
   readonly #headers: Record<string, string>;
+  readonly #getHeaders: Record<string, string>;
   readonly #opts: UpstreamClientOptions;
   readonly #aborters = new WeakMap<AbortSignal, Set<() => void>>();
 
@@ -46,7 +49,8 @@ export class UpstreamClient {
       connect: { timeout: Math.min(10_000, opts.requestTimeoutMs) },
     });
     this.#headers = { 'content-type': 'application/json', accept: 'application/json' };
-    if (opts.apiKey) this.#headers.authorization = `Bearer ${opts.apiKey}`;
+    this.#getHeaders = { accept: 'application/json' };
+    if (opts.apiKey) this.#headers.authorization = this.#getHeaders.authorization = `Bearer ${opts.apiKey}`;
   }
 
   /** Maps a line url (/v1/chat/completions) onto the base URL (http://h/v1 → /v1/chat/completions). */
@@ -159,6 +163,21 @@ export class UpstreamClient {
     } catch {
       return false;
     }
+  }
+
+  /** GET a path relative to the server root; the status and body text, or null when unreachable. */
+  async get(path: string, timeoutMs = 2000): Promise<{ status: number; body: string } | null> {
+    try {
+      const res = await this.#pool.request({ method: 'GET', path, headers: this.#getHeaders, signal: AbortSignal.timeout(timeoutMs) });
+      return { status: res.statusCode, body: await res.body.text() };
+    } catch {
+      return null;
+    }
+  }
+
+  /** The base URL's path without a trailing `/v1` (where vLLM serves /health). */
+  get rootPath(): string {
+    return this.#basePath.replace(/\/v1$/, '');
   }
 
   async close(): Promise<void> {

@@ -76,7 +76,7 @@ describe('SqliteMetaStore', () => {
       const tables = raw.prepare<[], string>("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").pluck().all();
       expect(tables).toEqual(expect.arrayContaining(['batches', 'files', 'schema_migrations']));
       const indexes = raw.prepare<[], string>("SELECT name FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL ORDER BY name").pluck().all();
-      expect(indexes).toEqual(['batches_status', 'files_purpose_seq']);
+      expect(indexes).toEqual(['batches_input_file_id', 'batches_status', 'files_expires_at', 'files_purpose_seq']);
     } finally {
       raw.close();
     }

@@ -63,6 +63,36 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX batches_status ON batches (status);
     `,
   },
+  {
+    version: 2,
+    name: 'create analytics_minutes',
+    // One row per minute (not per request): counters the analytics recorder adds to every few
+    // seconds. `minute` is the unix time (seconds) of the minute's start.
+    sql: `
+      CREATE TABLE analytics_minutes (
+        minute             INTEGER PRIMARY KEY,
+        requests_completed INTEGER NOT NULL DEFAULT 0,
+        requests_failed    INTEGER NOT NULL DEFAULT 0,
+        retries            INTEGER NOT NULL DEFAULT 0,
+        latency_ms_sum     INTEGER NOT NULL DEFAULT 0,
+        input_tokens       INTEGER NOT NULL DEFAULT 0,
+        output_tokens      INTEGER NOT NULL DEFAULT 0,
+        batches_created    INTEGER NOT NULL DEFAULT 0,
+        batches_finished   INTEGER NOT NULL DEFAULT 0,
+        batch_seconds_sum  INTEGER NOT NULL DEFAULT 0,
+        uploads            INTEGER NOT NULL DEFAULT 0,
+        upload_bytes       INTEGER NOT NULL DEFAULT 0
+      ) WITHOUT ROWID;
+    `,
+  },
+  {
+    version: 3,
+    name: 'index files by expiry',
+    sql: `
+      CREATE INDEX files_expires_at ON files (expires_at) WHERE expires_at IS NOT NULL;
+      CREATE INDEX batches_input_file_id ON batches (input_file_id);
+    `,
+  },
 ];
 
 /**

@@ -16,7 +16,8 @@ import {
   type RequestCounts,
   type Usage,
 } from '../../domain/index.js';
-import type { MetaStore, TransitionFields } from '../meta-store.js';
+import type { AnalyticsMinute, BatchesPageQuery, MetaStore, TransitionFields } from '../meta-store.js';
+import { prepareAnalytics } from './analytics-statements.js';
 import { migrate } from './migrations.js';
 import { type BatchParams, type BatchRow, batchToParams, type FileParams, type FileRow, fileToParams, rowToBatch, rowToFile, toJson } from './rows.js';
 
@@ -80,11 +81,13 @@ type Stmt<P, R = unknown> = Database.Statement<[P], R>;
 export class SqliteMetaStore implements MetaStore {
   readonly #db: Database.Database;
   readonly #s: ReturnType<typeof prepareStatements>;
+  readonly #a: ReturnType<typeof prepareAnalytics>;
   readonly #transitionTx: Database.Transaction<(params: TransitionParams, files: readonly FileRecord[]) => BatchRow | null>;
 
   private constructor(db: Database.Database) {
     this.#db = db;
     this.#s = prepareStatements(db);
+    this.#a = prepareAnalytics(db);
     const s = this.#s;
     this.#transitionTx = db.transaction((params: TransitionParams, files: readonly FileRecord[]): BatchRow | null => {
       const row = s.transition.get(params);
@@ -143,6 +146,18 @@ export class SqliteMetaStore implements MetaStore {
     return settle(() => this.#s.deleteFile.run(id).changes > 0);
   }
 
+  listExpiredFiles(now: number, limit: number): Promise<FileRecord[]> {
+    return settle(() => this.#s.listExpiredFiles.all({ now, limit: Math.max(0, Math.floor(limit)) }).map(rowToFile));
+  }
+
+  deleteExpiredFile(id: string, now: number): Promise<boolean> {
+    return settle(() => this.#s.deleteExpiredFile.run({ id, now }).changes > 0);
+  }
+
+  bytesByPurpose(): Promise<Record<string, number>> {
+    return settle(() => Object.fromEntries(this.#s.bytesByPurpose.all().map((r) => [r.purpose, r.bytes])));
+  }
+
   // ── batches ────────────────────────────────────────────────────────────────────────────────
 
   insertBatch(batch: BatchRecord): Promise<void> {
@@ -178,6 +193,10 @@ export class SqliteMetaStore implements MetaStore {
     return settle(() => this.#s.deleteBatch.run(id).changes > 0);
   }
 
+  countBatchesByStatus(): Promise<Partial<Record<BatchStatus, number>>> {
+    return settle(() => Object.fromEntries(this.#s.countBatchesByStatus.all().map((r) => [r.status, r.n])) as Partial<Record<BatchStatus, number>>);
+  }
+
   transition(
     id: string,
     from: readonly BatchStatus[],
@@ -196,6 +215,30 @@ export class SqliteMetaStore implements MetaStore {
     return settle(() => {
       this.#s.saveProgress.run({ id, ...countsParams(counts), ...usageParams(usage) });
     });
+  }
+
+  listBatchesPage(q: BatchesPageQuery): Promise<{ data: BatchRecord[]; total: number }> {
+    return settle(() => {
+      const params = { status: q.status ?? null, limit: Math.max(0, Math.floor(q.limit)), offset: Math.max(0, Math.floor(q.offset)) };
+      const total = this.#a.countBatches.get({ status: params.status }) ?? 0;
+      return { data: this.#a.batchesPage.all(params).map(rowToBatch), total };
+    });
+  }
+
+  countBatchesCreatedSince(since: number): Promise<Partial<Record<BatchStatus, number>>> {
+    return settle(() => Object.fromEntries(this.#a.countByStatus.all(since).map((r) => [r.status, r.n])) as Partial<Record<BatchStatus, number>>);
+  }
+
+  addAnalyticsMinutes(rows: readonly AnalyticsMinute[]): Promise<void> {
+    return settle(() => this.#a.addMinutes(rows));
+  }
+
+  listAnalyticsMinutes(from: number, to: number): Promise<AnalyticsMinute[]> {
+    return settle(() => this.#a.listMinutes(from, to));
+  }
+
+  pruneAnalyticsMinutes(before: number): Promise<number> {
+    return settle(() => this.#a.pruneMinutes.run(before).changes);
   }
 
   close(): Promise<void> {
@@ -251,6 +294,18 @@ function prepareStatements(db: Database.Database) {
       'SELECT * FROM files WHERE purpose = @purpose AND seq < @after_seq ORDER BY seq DESC LIMIT @limit',
     ),
     deleteFile: db.prepare<[string]>('DELETE FROM files WHERE id = ?'),
+    listExpiredFiles: db.prepare<{ now: number; limit: number }, FileRow>(
+      `SELECT * FROM files f
+       WHERE f.expires_at IS NOT NULL AND f.expires_at <= @now
+         AND NOT EXISTS (SELECT 1 FROM batches b WHERE b.input_file_id = f.id AND b.${unfinished})
+       ORDER BY f.expires_at ASC, f.seq ASC LIMIT @limit`,
+    ),
+    deleteExpiredFile: db.prepare<{ id: string; now: number }>(
+      `DELETE FROM files
+       WHERE id = @id AND expires_at IS NOT NULL AND expires_at <= @now
+         AND NOT EXISTS (SELECT 1 FROM batches b WHERE b.input_file_id = files.id AND b.${unfinished})`,
+    ),
+    bytesByPurpose: db.prepare<[], { purpose: string; bytes: number }>('SELECT purpose, COALESCE(SUM(bytes), 0) AS bytes FROM files GROUP BY purpose'),
 
     insertBatch: db.prepare<BatchParams>(
       `INSERT INTO batches (
@@ -273,6 +328,7 @@ function prepareStatements(db: Database.Database) {
     listUnfinished: db.prepare<[], BatchRow>(`SELECT * FROM batches WHERE ${unfinished} ORDER BY seq ASC`),
     isInputOfUnfinished: db.prepare<[string], number>(`SELECT 1 FROM batches WHERE ${unfinished} AND input_file_id = ? LIMIT 1`).pluck(),
     deleteBatch: db.prepare<[string]>('DELETE FROM batches WHERE id = ?'),
+    countBatchesByStatus: db.prepare<[], { status: string; n: number }>('SELECT status, COUNT(*) AS n FROM batches GROUP BY status'),
 
     // One compare-and-set UPDATE for every transition: which columns change is decided by the
     // bound flags, so the statement is prepared once.

@@ -1,0 +1,13 @@
+import type { UpstreamOutcome } from './outcome.js';
+import type { UpstreamRequest } from './upstream-client.js';
+
+/** What the engine needs of its inference servers; `UpstreamPool` implements it for one or many. */
+export interface Upstream {
+  /** One attempt; never throws. Called again by the engine's retry loop for a retry. */
+  send(req: UpstreamRequest, signal: AbortSignal): Promise<UpstreamOutcome>;
+  /** Models served by at least one upstream; null when no upstream answered GET /v1/models. */
+  models(): ReadonlySet<string> | null;
+  /** Whether some upstream serves `model` (true while models are unknown). */
+  servesModel(model: string): boolean;
+  close(): Promise<void>;
+}
