@@ -13,7 +13,8 @@ export function envelope(message: string, type: string, param: string | null = n
  * is logged and answered with a generic 500 that reveals nothing.
  */
 export function installErrorHandling(app: FastifyInstance): void {
-  app.setErrorHandler((err: FastifyError | BeshError | Error, req, reply) => {
+  app.setErrorHandler(async (err: FastifyError | BeshError | Error, req, reply) => {
+    if ((err as FastifyError).code === 'FST_ERR_CTP_BODY_TOO_LARGE') await drainBody(req.raw);
     if (err instanceof BeshError) {
       if (err.shouldRetry === false) void reply.header('x-should-retry', 'false');
       return reply.status(err.status).send(envelope(err.message, err.type, err.param, err.code));
@@ -30,6 +31,36 @@ export function installErrorHandling(app: FastifyInstance): void {
     void reply
       .status(404)
       .send(envelope(`Unknown request URL: ${req.method} ${req.url.split('?')[0]!.slice(0, 200)}.`, 'invalid_request_error', null, 'unknown_url'));
+  });
+}
+
+/** Read and discard at most this much of a refused body before answering. */
+const DRAIN_LIMIT = 16 * 1024 * 1024;
+
+/**
+ * A JSON body over the limit is refused on its content-length, before it is read. Answering
+ * then closes the connection under a client that is still writing, which most clients report as
+ * EPIPE instead of our 413. Reading a moderately large rest first lets the client see the answer;
+ * a larger one is cut short.
+ */
+function drainBody(raw: NodeJS.ReadableStream & { readableEnded?: boolean }): Promise<void> {
+  if (raw.readableEnded) return Promise.resolve();
+  return new Promise((resolve) => {
+    let seen = 0;
+    const done = (): void => {
+      raw.removeListener('data', onData);
+      raw.removeListener('end', done);
+      raw.removeListener('error', done);
+      resolve();
+    };
+    const onData = (chunk: Buffer): void => {
+      seen += chunk.length;
+      if (seen > DRAIN_LIMIT) done();
+    };
+    raw.on('data', onData);
+    raw.once('end', done);
+    raw.once('error', done);
+    raw.resume();
   });
 }
 

@@ -72,7 +72,7 @@ async function startMocks(ctx: ScenarioContext, count: number, capacity: number)
 
 export const eightGpu: Scenario = {
   title: (d) => `eight-gpu: ${int(size(25_600, d))} requests, 8 mocks × capacity ${GPU_CAPACITY}, latency ${LATENCY_MS} ms: nginx vs built-in pool`,
-  target: 'both ≥ 90 % of ideal (8 × capacity ÷ latency)',
+  target: 'built-in pool ≥ 90 % of ideal (8 × capacity ÷ latency); nginx reported',
   async run(ctx) {
     const n = size(25_600, ctx.divisor);
     const ideal = (GPUS * GPU_CAPACITY * 1000) / LATENCY_MS;
@@ -83,7 +83,6 @@ export const eightGpu: Scenario = {
     try {
       const workers = GPUS * GPU_CAPACITY;
       const results: string[] = [];
-      let pass = true;
       const bin = nginxBinary();
       if (bin) {
         const port = await freePort(HOST);
@@ -91,7 +90,6 @@ export const eightGpu: Scenario = {
         nginx = await startNginxService(bin, ctx.dir, conf, port);
         const rps = await measure(ctx, `nginx, MAX_WORKERS ${workers}`, input, n, `${nginx.url}/v1`, workers);
         results.push(`nginx ${int(rps)} req/s (${percent(rps / ideal)})`);
-        pass &&= rps >= 0.9 * ideal;
         await nginx.stop();
         nginx = null;
       } else {
@@ -100,7 +98,7 @@ export const eightGpu: Scenario = {
       const list = mocks.map((m) => `${m.url}/v1`).join(',');
       const pool = await measure(ctx, `pool, MAX_WORKERS ${workers}`, input, n, list, workers);
       results.push(`pool ${int(pool)} req/s (${percent(pool / ideal)})`);
-      pass &&= pool >= 0.9 * ideal;
+      const pass = pool >= 0.9 * ideal;
       const auto = await measure(ctx, 'pool, MAX_WORKERS auto', input, n, list, 'auto');
       results.push(`pool auto ${int(auto)} req/s (${percent(auto / ideal)})`);
       return { figure: `${results.join(', ')}; ideal ${int(ideal)} req/s`, pass };

@@ -32,7 +32,7 @@ function parsePrometheus(text: string): { samples: Sample[]; types: Map<string, 
   const samples: Sample[] = [];
   const types = new Map<string, string>();
   const NAME = '[a-zA-Z_:][a-zA-Z0-9_:]*';
-  const sampleRe = new RegExp(`^(${NAME})(?:\\{(.*)\\})? (-?[0-9.eE+-]+|NaN|[+-]Inf)(?: -?\\d+)?$`);
+  const sampleRe = new RegExp(`^(${NAME})(?:\\{(.*)\\})? (-?[0-9.eE+-]+|[Nn]a[Nn]|[+-]Inf)(?: -?\\d+)?$`);
   const labelRe = /([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g;
   for (const line of text.split('\n')) {
     if (line === '') continue;

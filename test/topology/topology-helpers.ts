@@ -77,9 +77,14 @@ export async function startNginx(dir: string, conf: string, port: number): Promi
   return {
     child,
     output: () => out,
+    // SIGTERM (nginx's fast shutdown) so the master takes its workers down; SIGKILL would orphan them.
     stop: async () => {
-      if (child.exitCode === null && child.pid !== undefined) process.kill(child.pid, 'SIGKILL');
+      if (child.exitCode !== null || child.pid === undefined) return;
+      const pid = child.pid;
+      process.kill(pid, 'SIGTERM');
+      const timer = setTimeout(() => child.exitCode === null && process.kill(pid, 'SIGKILL'), 5000);
       await exited;
+      clearTimeout(timer);
     },
   };
 }
