@@ -26,7 +26,7 @@ node_modules/.install-stamp: package.json package-lock.json
 	$(NPM) install --no-audit --no-fund
 	@touch $@
 
-install: node_modules/.install-stamp ## Install dependencies (npm ci) when package-lock.json changed
+install: node_modules/.install-stamp ## Install dependencies when package.json or package-lock.json changed
 
 dist/.build-stamp: node_modules/.install-stamp tsconfig.json tsconfig.build.json $(shell find src -name '*.ts' 2>/dev/null) \
                    $(shell find web -path web/dist -prune -o -type f -print 2>/dev/null)
