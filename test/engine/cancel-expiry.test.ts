@@ -1,27 +1,10 @@
 import type OpenAI from 'openai';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 
-import { type MockOptions, type MockServer, startMockServer } from '../../src/mock/index.js';
 import { chatLines, readJsonl, upload, waitDone, waitFor } from '../helpers/batches.js';
-import { type BeshProcess, startBesh, tempDir } from '../helpers/besh-process.js';
+import { stackFactory } from '../helpers/stack.js';
 
-const cleanups: Array<() => Promise<unknown> | void> = [];
-afterAll(async () => {
-  for (const c of cleanups.reverse()) await c();
-});
-
-async function setup(mockOpts: Partial<MockOptions>, env: Record<string, string>): Promise<{ mock: MockServer; besh: BeshProcess; client: OpenAI }> {
-  const mock = await startMockServer({ host: '127.0.0.1', port: 0, ...mockOpts });
-  cleanups.push(() => mock.close());
-  const dir = tempDir('besh-engine-cancel-');
-  cleanups.push(() => dir.remove());
-  const besh = await startBesh(
-    { OPENAI_API_BASE: `${mock.url}/v1`, BESH_RETRY_BASE_MS: '20', BESH_PROGRESS_FLUSH_MS: '100', LOG_LEVEL: 'warn', ...env },
-    { dataDir: dir.path },
-  );
-  cleanups.push(() => besh.kill());
-  return { mock, besh, client: besh.client };
-}
+const setup = stackFactory('besh-engine-cancel-');
 
 async function create(client: OpenAI, jsonl: string, completionWindow = '24h') {
   const fileId = await upload(client, jsonl);

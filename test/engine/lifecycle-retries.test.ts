@@ -1,28 +1,14 @@
 import type OpenAI from 'openai';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it,onTestFinished } from 'vitest';
 
-import { type MockOptions, type MockServer, startMockServer } from '../../src/mock/index.js';
+import { startMockServer } from '../../src/mock/index.js';
 import { chatLines, readJsonl, upload, waitDone } from '../helpers/batches.js';
-import { type BeshProcess, startBesh, tempDir } from '../helpers/besh-process.js';
+import { startBesh, tempDir } from '../helpers/besh-process.js';
+import { stackFactory } from '../helpers/stack.js';
 
 /** Every process, mock and directory this file starts, torn down in afterAll. */
-const cleanups: Array<() => Promise<unknown> | void> = [];
-afterAll(async () => {
-  for (const c of cleanups.reverse()) await c();
-});
-
-async function setup(mockOpts: Partial<MockOptions>, env: Record<string, string>): Promise<{ mock: MockServer; besh: BeshProcess; client: OpenAI }> {
-  const mock = await startMockServer({ host: '127.0.0.1', port: 0, seed: 7, ...mockOpts });
-  cleanups.push(() => mock.close());
-  const dir = tempDir('besh-engine-retry-');
-  cleanups.push(() => dir.remove());
-  const besh = await startBesh(
-    { OPENAI_API_BASE: `${mock.url}/v1`, BESH_RETRY_BASE_MS: '20', BESH_RETRY_MAX_MS: '200', BESH_PROGRESS_FLUSH_MS: '100', LOG_LEVEL: 'warn', ...env },
-    { dataDir: dir.path },
-  );
-  cleanups.push(() => besh.kill());
-  return { mock, besh, client: besh.client };
-}
+const makeStack = stackFactory('besh-engine-retry-', { BESH_RETRY_MAX_MS: '200' });
+const setup = (mockOpts: Parameters<typeof makeStack>[0] = {}, env: Record<string, string> = {}) => makeStack({ seed: 7, ...mockOpts }, env);
 
 async function runBatch(client: OpenAI, jsonl: string, timeoutMs = 60_000) {
   const fileId = await upload(client, jsonl);
@@ -176,12 +162,14 @@ describe('engine: retries and request-level failures', () => {
     const deadUrl = dead.url;
     await dead.close(); // nothing listens there any more
     const dir = tempDir('besh-engine-retry-');
-    cleanups.push(() => dir.remove());
     const besh = await startBesh(
       { OPENAI_API_BASE: `${deadUrl}/v1`, BESH_MAX_ATTEMPTS: '3', BESH_RETRY_BASE_MS: '20', BESH_RETRY_MAX_MS: '100', LOG_LEVEL: 'warn' },
       { dataDir: dir.path },
     );
-    cleanups.push(() => besh.kill());
+    onTestFinished(async () => {
+      await besh.kill();
+      dir.remove();
+    });
     const { batch, output, errors } = await runBatch(besh.client, chatLines(3, { prefix: 'u' }));
 
     expect(batch.status).toBe('completed');
