@@ -1,13 +1,13 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 
-import type { APIError } from 'openai';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { type MockServer, startMockServer } from '../../src/mock/index.js';
 import { chatLines, readJsonl, upload, waitDone, waitFor } from '../helpers/batches.js';
 import { type BeshProcess, startBesh, tempDir } from '../helpers/besh-process.js';
+import { rejects } from '../helpers/sdk-errors.js';
 
 let mock: MockServer;
 let besh: BeshProcess;
@@ -52,17 +52,6 @@ const expectJsonHeaders = (h: Headers, label: string): void => {
   expect(h.get('x-request-id'), label).toMatch(/^req_[0-9A-Za-z]+$/);
 };
 
-async function rejects<E extends APIError>(p: Promise<unknown>, cls: new (...args: any[]) => E, status: number): Promise<E> {
-  const err = await p.then(
-    (v) => {
-      throw new Error(`expected ${cls.name} ${status}, got success: ${JSON.stringify(v)}`);
-    },
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(cls);
-  expect((err as APIError).status).toBe(status);
-  return err as E;
-}
 
 const create = (input: string, endpoint = '/v1/chat/completions', extra: Record<string, unknown> = {}) =>
   client.batches.create({ input_file_id: input, endpoint: endpoint as any, completion_window: '24h', ...extra });

@@ -2,13 +2,14 @@ import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 
-import type { APIError, BadRequestError } from 'openai';
+import type { BadRequestError } from 'openai';
 import OpenAI, { toFile } from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { type MockServer, startMockServer } from '../../src/mock/index.js';
 import { chatLines, upload, waitDone, waitFor } from '../helpers/batches.js';
 import { type BeshProcess, startBesh, tempDir } from '../helpers/besh-process.js';
+import { rejects } from '../helpers/sdk-errors.js';
 
 const LIMIT = 64 * 1024;
 
@@ -67,18 +68,6 @@ async function allFileIds(order: 'asc' | 'desc', purpose?: string): Promise<stri
   return r.body.data.map((f: any) => f.id);
 }
 
-/** Expects `p` to reject with an SDK error of this class/status and returns it. */
-async function rejects<E extends APIError>(p: Promise<unknown>, cls: new (...args: any[]) => E, status: number): Promise<E> {
-  const err = await p.then(
-    (v) => {
-      throw new Error(`expected ${cls.name} ${status}, got success: ${JSON.stringify(v)}`);
-    },
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(cls);
-  expect((err as APIError).status).toBe(status);
-  return err as E;
-}
 
 /** Uploads that must be refused with 400 and leave nothing behind. */
 async function expectRefused(data: Buffer | string, name: string, messageIncludes: string | RegExp, param: string | null = 'file'): Promise<BadRequestError> {

@@ -1,43 +1,13 @@
 import { describe, expect, it } from 'vitest';
 
-import { type BatchRecord, emptyUsage, type FileRecord } from '../../src/domain/index.js';
+import type { BatchRecord, BatchStatus, FilePurpose, FileRecord } from '../../src/domain/index.js';
 import { SqliteMetaStore } from '../../src/store/sqlite/sqlite-meta-store.js';
+import { batchFixture, fileFixture } from '../store/meta-store-contract.js';
 
-const file = (id: string, expiresAt: number | null, purpose: FileRecord['purpose'] = 'batch', bytes = 10): FileRecord => ({
-  id,
-  filename: `${id}.jsonl`,
-  purpose,
-  bytes,
-  createdAt: 1,
-  expiresAt,
-  blobKey: `files/${id}.jsonl`,
-  batchId: null,
-});
+const file = (id: string, expiresAt: number | null, purpose: FilePurpose = 'batch', bytes = 10): FileRecord =>
+  fileFixture({ id, expiresAt, purpose, bytes });
 
-const batch = (id: string, inputFileId: string, status: BatchRecord['status']): BatchRecord => ({
-  id,
-  inputFileId,
-  endpoint: '/v1/chat/completions',
-  completionWindow: '24h',
-  status,
-  model: null,
-  metadata: null,
-  errors: null,
-  outputFileId: null,
-  errorFileId: null,
-  createdAt: 1,
-  inProgressAt: null,
-  expiresAt: 86_401,
-  finalizingAt: null,
-  completedAt: null,
-  failedAt: null,
-  expiredAt: null,
-  cancellingAt: null,
-  cancelledAt: null,
-  requestCounts: { total: 0, completed: 0, failed: 0 },
-  usage: emptyUsage(),
-  outputExpiresAfter: null,
-});
+const batch = (id: string, inputFileId: string, status: BatchStatus): BatchRecord => batchFixture({ id, inputFileId, status });
 
 describe('MetaStore expiry and storage queries', () => {
   it('lists and deletes expired files, never the input of an unfinished batch', async () => {
