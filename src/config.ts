@@ -46,6 +46,16 @@ export interface Config {
   readonly minFreeBytes: number;
   /** When set, GET /metrics requires `Authorization: Bearer <token>`. */
   readonly metricsToken: string | null;
+  /** Bootstrap admin key (BESH_ADMIN_KEY): with it, or with any key in the store, every /v1 route needs a key. */
+  readonly adminKey: string | null;
+  /** Origins allowed by CORS (BESH_CORS_ORIGINS); empty = CORS off. `*` allows any origin. */
+  readonly corsOrigins: readonly string[];
+  /** Default per-project limits (a project's own limits override them); null = no limit. */
+  readonly projectLimits: {
+    readonly maxStoredBytes: number | null;
+    readonly maxActiveBatches: number | null;
+    readonly maxQueuedRequests: number | null;
+  };
   readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 }
 
@@ -121,6 +131,15 @@ const schema = {
   BESH_SWEEP_INTERVAL_MS: int(50, 86_400_000).default(60_000),
   BESH_MIN_FREE_BYTES: int(0, Number.MAX_SAFE_INTEGER).default(1024 * 1024 * 1024),
   BESH_METRICS_TOKEN: z.string().min(1).optional(),
+  BESH_ADMIN_KEY: z.string().min(20, 'must be at least 20 characters (use `openssl rand -hex 24`)').optional(),
+  BESH_CORS_ORIGINS: z
+    .string()
+    .default('')
+    .transform((s) => s.split(',').map((x) => x.trim().replace(/\/+$/, '')).filter(Boolean))
+    .pipe(z.array(z.union([z.literal('*'), z.url({ protocol: /^https?$/ })]))),
+  BESH_PROJECT_MAX_STORED_BYTES: int(0, Number.MAX_SAFE_INTEGER).default(0),
+  BESH_PROJECT_MAX_ACTIVE_BATCHES: int(0, 1_000_000).default(0),
+  BESH_PROJECT_MAX_QUEUED_REQUESTS: int(0, Number.MAX_SAFE_INTEGER).default(0),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 } as const;
 
@@ -171,6 +190,14 @@ export function parseConfig(env: Readonly<Record<string, string | undefined>>, c
     sweepIntervalMs: v.BESH_SWEEP_INTERVAL_MS,
     minFreeBytes: v.BESH_MIN_FREE_BYTES,
     metricsToken: v.BESH_METRICS_TOKEN ?? null,
+    adminKey: v.BESH_ADMIN_KEY ?? null,
+    corsOrigins: Object.freeze([...v.BESH_CORS_ORIGINS]),
+    // 0 = no limit, as in the per-project settings.
+    projectLimits: Object.freeze({
+      maxStoredBytes: v.BESH_PROJECT_MAX_STORED_BYTES || null,
+      maxActiveBatches: v.BESH_PROJECT_MAX_ACTIVE_BATCHES || null,
+      maxQueuedRequests: v.BESH_PROJECT_MAX_QUEUED_REQUESTS || null,
+    }),
     logLevel: v.LOG_LEVEL,
   });
 }

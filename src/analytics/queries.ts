@@ -30,16 +30,17 @@ export class AnalyticsQueries {
     return { start: end - seconds, end };
   }
 
-  async minutes(w: Window): Promise<AnalyticsMinute[]> {
-    const stored = await this.#store.listAnalyticsMinutes(w.start, w.end);
-    const pending = this.#recorder.pending().filter((m) => m.minute >= w.start && m.minute < w.end);
+  /** Minutes of one project (undefined: all projects) in the window. */
+  async minutes(w: Window, project?: string): Promise<AnalyticsMinute[]> {
+    const stored = await this.#store.listAnalyticsMinutes(w.start, w.end, project);
+    const pending = this.#recorder.pending(project).filter((m) => m.minute >= w.start && m.minute < w.end);
     return [...stored, ...pending];
   }
 
   /** Batches created, requests finished and uploads per 15 min (the original's timeline, extended). */
-  async timeline(hours: number) {
+  async timeline(hours: number, project?: string) {
     const w = this.window(hours * 3600, QUARTER);
-    const data = rollUp(await this.minutes(w), w.start, w.end, QUARTER).map((b) => ({
+    const data = rollUp(await this.minutes(w, project), w.start, w.end, QUARTER).map((b) => ({
       timestamp: b.minute,
       batches_created: b.batchesCreated,
       requests_completed: b.requestsCompleted,
@@ -51,9 +52,9 @@ export class AnalyticsQueries {
   }
 
   /** Tokens in/out and durations per 15 min. */
-  async tokens(hours: number) {
+  async tokens(hours: number, project?: string) {
     const w = this.window(hours * 3600, QUARTER);
-    const data = rollUp(await this.minutes(w), w.start, w.end, QUARTER).map((b) => {
+    const data = rollUp(await this.minutes(w, project), w.start, w.end, QUARTER).map((b) => {
       const requests = b.requestsCompleted + b.requestsFailed;
       return {
         timestamp: b.minute,
@@ -70,9 +71,9 @@ export class AnalyticsQueries {
   }
 
   /** Requests and tokens per minute, with per-second rates, for the live charts. */
-  async perMinute(minutes: number) {
+  async perMinute(minutes: number, project?: string) {
     const w = this.window(minutes * MINUTE, MINUTE);
-    const data = rollUp(await this.minutes(w), w.start, w.end, MINUTE).map((b) => ({
+    const data = rollUp(await this.minutes(w, project), w.start, w.end, MINUTE).map((b) => ({
       timestamp: b.minute,
       requests_completed: b.requestsCompleted,
       requests_failed: b.requestsFailed,
@@ -86,10 +87,10 @@ export class AnalyticsQueries {
   }
 
   /** Figures of the last 24 h for the summary cards. */
-  async summary() {
+  async summary(project?: string) {
     const w = this.window(DAY, MINUTE);
-    const t = total(await this.minutes(w));
-    const byStatus = await this.#store.countBatchesCreatedSince(w.start);
+    const t = total(await this.minutes(w, project));
+    const byStatus = await this.#store.countBatchesCreatedSince(w.start, project);
     const batches_by_status = Object.fromEntries(BATCH_STATUSES.map((s) => [s, byStatus[s] ?? 0])) as Record<BatchStatus, number>;
     const requests = t.requestsCompleted + t.requestsFailed;
     return {

@@ -11,6 +11,7 @@ export interface RecorderOptions {
 }
 
 interface RequestDone {
+  project: string;
   ok: boolean;
   latencyMs: number;
   usage: { inputTokens: number; outputTokens: number } | null;
@@ -22,7 +23,8 @@ interface RequestDone {
  */
 export class AnalyticsRecorder {
   readonly #store: MetaStore;
-  readonly #pending = new Map<number, AnalyticsMinute>();
+  /** Keyed by `${minute}:${project}`. */
+  readonly #pending = new Map<string, AnalyticsMinute>();
   readonly #flushMs: number;
   readonly #retention: number;
   readonly #now: () => number;
@@ -50,7 +52,7 @@ export class AnalyticsRecorder {
   }
 
   requestDone(e: RequestDone): void {
-    const m = this.#minute();
+    const m = this.#minute(e.project);
     if (e.ok) m.requestsCompleted++;
     else m.requestsFailed++;
     m.latencyMsSum += e.latencyMs;
@@ -60,29 +62,32 @@ export class AnalyticsRecorder {
     }
   }
 
-  retry(): void {
-    this.#minute().retries++;
+  retry(project: string): void {
+    this.#minute(project).retries++;
   }
 
-  batchCreated(createdAt: number): void {
-    this.#minute(createdAt * 1000).batchesCreated++;
+  batchCreated(project: string, createdAt: number): void {
+    this.#minute(project, createdAt * 1000).batchesCreated++;
   }
 
-  batchFinished(durationSeconds: number): void {
-    const m = this.#minute();
+  batchFinished(project: string, durationSeconds: number): void {
+    const m = this.#minute(project);
     m.batchesFinished++;
     m.batchSecondsSum += Math.max(0, durationSeconds);
   }
 
-  upload(bytes: number): void {
-    const m = this.#minute();
+  upload(project: string, bytes: number): void {
+    const m = this.#minute(project);
     m.uploads++;
     m.uploadBytes += bytes;
   }
 
-  /** Counts not yet in the store (queries add them so the dashboard is never a flush behind). */
-  pending(): AnalyticsMinute[] {
-    return [...this.#pending.values()].map((m) => ({ ...m }));
+  /**
+   * Counts not yet in the store, of one project or all (queries add them so the dashboard is
+   * never a flush behind).
+   */
+  pending(project?: string): AnalyticsMinute[] {
+    return [...this.#pending.values()].filter((m) => project === undefined || m.project === project).map((m) => ({ ...m }));
   }
 
   /** Writes the buffer; on failure the counts go back into it for the next flush. */
@@ -94,7 +99,7 @@ export class AnalyticsRecorder {
       try {
         await this.#store.addAnalyticsMinutes(rows);
       } catch (err) {
-        for (const r of rows) addInto(this.#minuteAt(r.minute), r);
+        for (const r of rows) addInto(this.#minuteAt(r.project, r.minute), r);
         process.emitWarning(`analytics flush failed: ${String(err)}`);
         return;
       }
@@ -107,13 +112,14 @@ export class AnalyticsRecorder {
     return this.#flushing;
   }
 
-  #minute(atMs = this.#now()): AnalyticsMinute {
-    return this.#minuteAt(bucketOf(Math.floor(atMs / 1000), MINUTE));
+  #minute(project: string, atMs = this.#now()): AnalyticsMinute {
+    return this.#minuteAt(project, bucketOf(Math.floor(atMs / 1000), MINUTE));
   }
 
-  #minuteAt(minute: number): AnalyticsMinute {
-    let m = this.#pending.get(minute);
-    if (!m) this.#pending.set(minute, (m = emptyMinute(minute)));
+  #minuteAt(project: string, minute: number): AnalyticsMinute {
+    const key = `${minute}:${project}`;
+    let m = this.#pending.get(key);
+    if (!m) this.#pending.set(key, (m = emptyMinute(minute, project)));
     return m;
   }
 }

@@ -5,6 +5,7 @@ import type { DashboardState } from './analytics-wiring.js';
 import type { AppDeps } from './app-deps.js';
 import { dashboardBatch, engineView } from './dashboard-view.js';
 import { parseLimit } from './list-params.js';
+import { listScope, visible } from './tenancy.js';
 
 type Query = { Querystring: Record<string, string | undefined> };
 
@@ -30,21 +31,28 @@ export function analyticsRoutes(app: FastifyInstance, deps: AppDeps, state: Dash
   const { store, engine } = deps;
   const { queries } = state;
 
-  app.get<Query>('/v1/batches/analytics/timeline', async (req) => queries.timeline(intParam(req.query.hours, 'hours', 24, 168)));
-  app.get<Query>('/v1/batches/analytics/tokens', async (req) => queries.tokens(intParam(req.query.hours, 'hours', 24, 168)));
+  // Every view is of the caller's project; an admin sees all projects, or one with `?project=`.
+  app.get<Query>('/v1/batches/analytics/timeline', async (req) =>
+    queries.timeline(intParam(req.query.hours, 'hours', 24, 168), listScope(req, req.query.project)),
+  );
+  app.get<Query>('/v1/batches/analytics/tokens', async (req) => queries.tokens(intParam(req.query.hours, 'hours', 24, 168), listScope(req, req.query.project)));
 
   /** Live charts and engine panel: requests and tokens per minute (last hour by default). */
-  app.get<Query>('/v1/batches/analytics/live', async (req) => ({
-    object: 'analytics.live',
-    ...(await queries.perMinute(intParam(req.query.minutes, 'minutes', 60, 1440))),
-    engine: engineView(engine),
-  }));
+  app.get<Query>('/v1/batches/analytics/live', async (req) => {
+    const project = listScope(req, req.query.project);
+    return {
+      object: 'analytics.live',
+      ...(await queries.perMinute(intParam(req.query.minutes, 'minutes', 60, 1440), project)),
+      engine: engineView(engine, project),
+    };
+  });
 
   app.get<Query>('/v1/batches/dashboard', async (req) => {
     const status = statusParam(req.query.status);
     const limit = parseLimit(req.query.limit, 20, 100);
     const page = intParam(req.query.page, 'page', 1, 1_000_000);
-    const { data, total } = await store.listBatchesPage({ status, limit, offset: (page - 1) * limit });
+    const project = listScope(req, req.query.project);
+    const { data, total } = await store.listBatchesPage({ project, status, limit, offset: (page - 1) * limit });
     return {
       object: 'dashboard',
       data: data.map((b) => dashboardBatch(b, engine, state)),
@@ -52,14 +60,14 @@ export function analyticsRoutes(app: FastifyInstance, deps: AppDeps, state: Dash
       limit,
       total,
       has_more: page * limit < total,
-      summary: await queries.summary(),
-      engine: engineView(engine),
+      summary: await queries.summary(project),
+      engine: engineView(engine, project),
     };
   });
 
   app.get<{ Params: { id: string } }>('/v1/batches/:id/token_usage', async (req) => {
     const b = isWellFormedId(req.params.id) ? await store.getBatch(req.params.id) : null;
-    if (!b) throw batchNotFound(req.params.id);
+    if (!b || !visible(req, b)) throw batchNotFound(req.params.id);
     const v = dashboardBatch(b, engine, state);
     const usage = engine.live(b.id)?.usage ?? b.usage;
     return {

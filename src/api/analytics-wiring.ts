@@ -12,8 +12,8 @@ export interface DashboardState {
 }
 
 /**
- * Feeds the per-minute counters and per-batch throughput from the engine's events and from
- * successful uploads, and flushes the counters when the app closes (before the store does).
+ * Feeds the per-minute counters and per-batch throughput from the engine's events (uploads are
+ * counted by the files route), and flushes the counters when the app closes (before the store does).
  */
 export function wireAnalytics(app: FastifyInstance, deps: AppDeps): DashboardState {
   const { engine, store } = deps;
@@ -23,13 +23,13 @@ export function wireAnalytics(app: FastifyInstance, deps: AppDeps): DashboardSta
   const ev = engine.events;
 
   const onDone: Parameters<typeof ev.on<'request:done'>>[1] = (e) => recorder.requestDone(e);
-  const onRetry = (): void => recorder.retry();
+  const onRetry: Parameters<typeof ev.on<'request:retry'>>[1] = (e) => recorder.retry(e.project);
   const onProgress: Parameters<typeof ev.on<'batch:progress'>>[1] = (p) => rates.sample(p.batchId, p.counts.completed + p.counts.failed);
   const onStatus: Parameters<typeof ev.on<'batch:status'>>[1] = (b) => {
-    if (b.status === 'validating' && b.inProgressAt === null) recorder.batchCreated(b.createdAt);
+    if (b.status === 'validating' && b.inProgressAt === null) recorder.batchCreated(b.project, b.createdAt);
     if (isTerminal(b.status)) {
       const end = b.completedAt ?? b.failedAt ?? b.cancelledAt ?? b.expiredAt ?? b.createdAt;
-      recorder.batchFinished(end - (b.inProgressAt ?? b.createdAt));
+      recorder.batchFinished(b.project, end - (b.inProgressAt ?? b.createdAt));
       rates.forget(b.id);
     }
   };
@@ -40,19 +40,6 @@ export function wireAnalytics(app: FastifyInstance, deps: AppDeps): DashboardSta
   ev.on('batch:status', onStatus);
   ev.on('batch:deleted', onDeleted);
   recorder.start();
-
-  // Uploads: counted from the answer of a successful POST /v1/files (files and bytes).
-  app.addHook('onSend', async (req, reply, payload) => {
-    if (req.method === 'POST' && reply.statusCode === 200 && req.url.split('?')[0] === '/v1/files' && typeof payload === 'string') {
-      try {
-        const f = JSON.parse(payload) as { bytes?: unknown };
-        if (typeof f.bytes === 'number') recorder.upload(f.bytes);
-      } catch {
-        /* not a file object */
-      }
-    }
-    return payload;
-  });
 
   app.addHook('onClose', async () => {
     ev.off('request:done', onDone);

@@ -3,6 +3,7 @@ import type { Engine } from '../engine/engine.js';
 import type { BlobStore } from '../store/blob-store.js';
 import type { MetaStore } from '../store/meta-store.js';
 import type { UpstreamPool } from '../upstream/upstream-pool.js';
+import type { KeyAuthority } from './auth.js';
 import type { Metrics } from './metrics.js';
 
 /** Everything the HTTP layer talks to; built by api/server.ts (or a test). */
@@ -16,4 +17,6 @@ export interface AppDeps {
   webDir: string;
   /** Prometheus metrics; buildApp creates them when absent. */
   metrics?: Metrics;
+  /** API-key checks; buildApp creates them from the store and BESH_ADMIN_KEY when absent. */
+  auth?: KeyAuthority;
 }

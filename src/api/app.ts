@@ -1,3 +1,5 @@
+import cors from '@fastify/cors';
+import helmet from '@fastify/helmet';
 import multipart from '@fastify/multipart';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyServerOptions, LogController } from 'fastify';
 
@@ -5,12 +7,15 @@ import { InvalidRequestError, newRequestId, printableId } from '../domain/index.
 import { analyticsRoutes } from './analytics-routes.js';
 import { wireAnalytics } from './analytics-wiring.js';
 import type { AppDeps } from './app-deps.js';
+import { installAuth, KeyAuthority } from './auth.js';
 import { batchesRoutes } from './batches-routes.js';
 import { envelope, installErrorHandling } from './error-handler.js';
 import { eventsRoute } from './events-route.js';
 import { filesRoutes } from './files-routes.js';
 import { healthRoutes } from './health-routes.js';
 import { createMetrics, metricsRoutes } from './metrics.js';
+import { projectsRoutes } from './projects-routes.js';
+import { HELMET_OPTIONS, setSecurityHeaders } from './security-headers.js';
 import { staticWeb } from './static-web.js';
 import { statusRoutes } from './status-routes.js';
 
@@ -28,6 +33,7 @@ export async function buildApp(deps: AppDeps, logger: FastifyServerOptions['logg
     // Router-level failures (an id past maxParamLength, bad percent-encoding) get the OpenAI
     // envelope and an x-request-id too: such a path cannot name any object, so 404.
     frameworkErrors: (_err, req, reply) => {
+      setSecurityHeaders(req.raw, reply.raw);
       void (reply as FastifyReply)
         .header('x-request-id', req.id)
         .status(404)
@@ -54,8 +60,19 @@ export async function buildApp(deps: AppDeps, logger: FastifyServerOptions['logg
   installErrorHandling(app);
   app.addHook('onSend', async (req, reply) => {
     void reply.header('x-request-id', req.id);
-    void reply.header('x-content-type-options', 'nosniff');
   });
+  await app.register(helmet, HELMET_OPTIONS);
+  // CORS is off (no Access-Control-* headers: browsers keep other origins out) unless origins are configured.
+  if (deps.config.corsOrigins.length > 0) {
+    await app.register(cors, {
+      origin: deps.config.corsOrigins.includes('*') ? '*' : [...deps.config.corsOrigins],
+      methods: ['GET', 'POST', 'DELETE'],
+      exposedHeaders: ['x-request-id', 'x-should-retry'],
+      maxAge: 600,
+    });
+  }
+  const authority = deps.auth ?? new KeyAuthority(deps.store, deps.config.adminKey);
+  installAuth(app, authority);
   app.addHook('onResponse', async (req, reply) => {
     const line = { method: req.method, url: req.url.slice(0, 200), status: reply.statusCode, ms: Math.round(reply.elapsedTime) };
     if (reply.statusCode >= 500) req.log.error(line, 'request failed');
@@ -71,7 +88,13 @@ export async function buildApp(deps: AppDeps, logger: FastifyServerOptions['logg
   const metrics = deps.metrics ?? createMetrics(deps);
   healthRoutes(app, deps);
   metricsRoutes(app, deps, metrics);
-  filesRoutes(app, deps, { uploaded: (bytes) => metrics.uploaded(bytes) });
+  filesRoutes(app, deps, {
+    uploaded: (bytes, project) => {
+      metrics.uploaded(bytes);
+      dashboard.recorder.upload(project, bytes);
+    },
+  });
+  projectsRoutes(app, deps, authority);
   statusRoutes(app, deps); // before batchesRoutes: /v1/batches/status is not a batch id
   batchesRoutes(app, deps);
   return app;

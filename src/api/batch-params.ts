@@ -19,7 +19,9 @@ const MAX_WINDOW = 30 * 86_400;
 /** Checks a POST /v1/batches body; request-shape problems are synchronous 400s, as OpenAI. */
 export function parseCreateBatch(body: unknown, endpoints: readonly string[]): CreateBatchParams {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) {
-    throw new InvalidRequestError('The request body must be a JSON object.', { code: 'invalid_type' });
+    // A string is also what a text/plain body arrives as.
+    const hint = typeof body === 'string' ? ' sent as application/json' : '';
+    throw new InvalidRequestError(`The request body must be a JSON object${hint}.`, { code: 'invalid_type' });
   }
   const b = body as Record<string, unknown>;
   const inputFileId = requireString(b, 'input_file_id');
@@ -83,4 +85,8 @@ function parseExpiresAfter(v: unknown): number | null {
   return o.seconds;
 }
 
-const clip = (s: string): string => (s.length > 64 ? `${s.slice(0, 64)}…` : s).replace(/[^\x20-\x7e]/g, '?');
+/** Echoes a client value printable and bounded (the ellipsis is added after the cleaning, so it stays one). */
+const clip = (s: string): string => {
+  const printable = s.replace(/[^\x20-\x7e]/g, '?');
+  return printable.length > 64 ? `${printable.slice(0, 64)}…` : printable;
+};

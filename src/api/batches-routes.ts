@@ -1,9 +1,21 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 
-import { batchNotFound, type BatchRecord, emptyUsage, fileNotFound, InvalidRequestError, isWellFormedId, newBatchId, nowSeconds, serializeBatch } from '../domain/index.js';
+import {
+  batchNotFound,
+  type BatchRecord,
+  emptyUsage,
+  fileNotFound,
+  InvalidRequestError,
+  isWellFormedId,
+  newBatchId,
+  nowSeconds,
+  QuotaExceededError,
+  serializeBatch,
+} from '../domain/index.js';
 import type { AppDeps } from './app-deps.js';
 import { parseCreateBatch } from './batch-params.js';
 import { listEnvelope, parseAfter, parseLimit } from './list-params.js';
+import { limitsOf, listScope, projectOf, visible } from './tenancy.js';
 
 type IdParams = { Params: { id: string } };
 
@@ -18,9 +30,9 @@ export function batchesRoutes(app: FastifyInstance, deps: AppDeps): void {
     return serializeBatch({ ...b, requestCounts: live.counts, usage: live.usage }, live.live);
   };
 
-  const getBatchOr404 = async (id: string): Promise<BatchRecord> => {
+  const getBatchOr404 = async (req: FastifyRequest, id: string): Promise<BatchRecord> => {
     const b = isWellFormedId(id) ? await store.getBatch(id) : null;
-    if (!b) throw batchNotFound(id);
+    if (!b || !visible(req, b)) throw batchNotFound(id);
     return b;
   };
 
@@ -28,16 +40,21 @@ export function batchesRoutes(app: FastifyInstance, deps: AppDeps): void {
     const p = parseCreateBatch(req.body, endpoints);
     const input = isWellFormedId(p.inputFileId) ? await store.getFile(p.inputFileId) : null;
     const now = nowSeconds();
-    // An expired file is as good as gone (the sweeper removes it within BESH_SWEEP_INTERVAL_MS).
-    if (!input || (input.expiresAt !== null && input.expiresAt <= now)) throw fileNotFound(p.inputFileId, 'input_file_id');
+    // An expired file is as good as gone (the sweeper removes it within BESH_SWEEP_INTERVAL_MS);
+    // another project's file is as unknown as a missing one.
+    if (!input || !visible(req, input) || (input.expiresAt !== null && input.expiresAt <= now)) throw fileNotFound(p.inputFileId, 'input_file_id');
     if (input.purpose !== 'batch') {
       throw new InvalidRequestError(`File ${input.id} has purpose '${input.purpose}'; a batch needs a file uploaded with purpose 'batch'.`, {
         param: 'input_file_id',
         code: 'invalid_file_purpose',
       });
     }
+    // A batch lives in its input file's project: a key's own, or any for an admin key.
+    const project = req.principal.admin && req.headers['openai-project'] === undefined ? input.project : projectOf(req);
+    if (project !== input.project) throw fileNotFound(p.inputFileId, 'input_file_id');
     const batch: BatchRecord = {
       id: newBatchId(),
+      project,
       inputFileId: input.id,
       endpoint: p.endpoint,
       completionWindow: p.completionWindow,
@@ -61,25 +78,38 @@ export function batchesRoutes(app: FastifyInstance, deps: AppDeps): void {
       // Without output_expires_after, the output/error files live BESH_OUTPUT_FILE_TTL (null = forever).
       outputExpiresAfter: p.outputExpiresAfter ?? config.outputFileTtlSeconds,
     };
-    await store.insertBatch(batch);
+    const limits = await limitsOf(store, config, project);
+    const refused = await store.insertBatchWithinQuota(batch, input.lines ?? 0, limits);
+    if (refused === 'maxActiveBatches') {
+      throw new QuotaExceededError(
+        `Project '${project}' already has ${limits.maxActiveBatches} unfinished batches, its limit; wait for one to finish or cancel one.`,
+        { param: 'input_file_id', code: 'batch_quota_exceeded' },
+      );
+    }
+    if (refused === 'maxQueuedRequests') {
+      throw new QuotaExceededError(
+        `This batch's ${input.lines ?? 0} requests would take project '${project}' past its limit of ${limits.maxQueuedRequests} queued requests; wait for running batches to progress.`,
+        { param: 'input_file_id', code: 'request_quota_exceeded' },
+      );
+    }
     engine.submit(batch);
     return present(batch);
   });
 
   app.get<{ Querystring: Record<string, string | undefined> }>('/v1/batches', async (req) => {
-    const page = await store.listBatches({ limit: parseLimit(req.query.limit, 20, 100), after: parseAfter(req.query.after, 'batch_') });
+    const page = await store.listBatches({ project: listScope(req, req.query.project), limit: parseLimit(req.query.limit, 20, 100), after: parseAfter(req.query.after, 'batch_') });
     return listEnvelope(page.data.map(present), page.hasMore);
   });
 
-  app.get<IdParams>('/v1/batches/:id', async (req) => present(await getBatchOr404(req.params.id)));
+  app.get<IdParams>('/v1/batches/:id', async (req) => present(await getBatchOr404(req, req.params.id)));
 
   app.post<IdParams>('/v1/batches/:id/cancel', async (req) => {
-    await getBatchOr404(req.params.id);
+    await getBatchOr404(req, req.params.id);
     return present(await engine.cancel(req.params.id));
   });
 
   app.delete<IdParams>('/v1/batches/:id', async (req) => {
-    const b = await getBatchOr404(req.params.id);
+    const b = await getBatchOr404(req, req.params.id);
     await engine.deleteBatch(b.id);
     return { id: b.id, object: 'batch', deleted: true };
   });

@@ -5,6 +5,7 @@ import type { FastifyInstance } from 'fastify';
 import type { DashboardState } from './analytics-wiring.js';
 import type { AppDeps } from './app-deps.js';
 import { dashboardBatch, engineView } from './dashboard-view.js';
+import { listScope } from './tenancy.js';
 
 const TICK_MS = 1000;
 const HEARTBEAT_MS = 15_000;
@@ -25,7 +26,10 @@ export function eventsRoute(app: FastifyInstance, deps: AppDeps, state: Dashboar
     for (const res of streams) res.end();
   });
 
-  app.get('/v1/events', (req, reply) => {
+  app.get<{ Querystring: { project?: string } }>('/v1/events', (req, reply) => {
+    // Only the caller's project's batches (an admin: all, or one with ?project=).
+    const project = listScope(req, req.query.project);
+    const mine = (p: string): boolean => project === undefined || p === project;
     void reply.hijack();
     const res = reply.raw;
     res.writeHead(200, {
@@ -40,19 +44,23 @@ export function eventsRoute(app: FastifyInstance, deps: AppDeps, state: Dashboar
       if (!res.writableEnded) res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
     };
     res.write('retry: 3000\n\n');
-    send('engine', engineView(engine));
+    send('engine', engineView(engine, project));
 
     const progressed = new Map<string, { counts: { total: number; completed: number; failed: number }; usage: { inputTokens: number; outputTokens: number }; inFlight: number }>();
     const ev = engine.events;
     const onStatus: Parameters<typeof ev.on<'batch:status'>>[1] = (b) => {
+      if (!mine(b.project)) return;
       progressed.delete(b.id);
       send('status', dashboardBatch(b, engine, state));
     };
-    const onDeleted = (id: string): void => {
+    const onDeleted = (id: string, p: string): void => {
+      if (!mine(p)) return;
       progressed.delete(id);
       send('deleted', { id });
     };
-    const onProgress: Parameters<typeof ev.on<'batch:progress'>>[1] = (p) => progressed.set(p.batchId, p);
+    const onProgress: Parameters<typeof ev.on<'batch:progress'>>[1] = (p) => {
+      if (mine(p.project)) progressed.set(p.batchId, p);
+    };
     ev.on('batch:status', onStatus);
     ev.on('batch:deleted', onDeleted);
     ev.on('batch:progress', onProgress);
@@ -74,7 +82,7 @@ export function eventsRoute(app: FastifyInstance, deps: AppDeps, state: Dashboar
         });
       }
       progressed.clear();
-      send('engine', engineView(engine));
+      send('engine', engineView(engine, project));
     }, TICK_MS);
     const heartbeat = setInterval(() => {
       if (!res.writableEnded) res.write(': heartbeat\n\n');

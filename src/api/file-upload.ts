@@ -35,7 +35,7 @@ const EXPIRES_SECONDS = 'expires_after[seconds]';
  * decoded, every line is checked to be a JSON object, nothing is held in memory whole. On any
  * error the partial blob is removed and nothing is recorded.
  */
-export async function receiveUpload(req: FastifyRequest, blobs: BlobStore, limits: UploadLimits): Promise<FileRecord> {
+export async function receiveUpload(req: FastifyRequest, blobs: BlobStore, limits: UploadLimits): Promise<Omit<FileRecord, 'project'>> {
   if (!req.isMultipart()) {
     throw new InvalidRequestError("Expected a multipart/form-data body with a 'file' and a 'purpose'.", { code: 'invalid_content_type' });
   }
@@ -45,6 +45,7 @@ export async function receiveUpload(req: FastifyRequest, blobs: BlobStore, limit
   let purpose: string | undefined;
   let filename: string | undefined;
   let bytes = 0;
+  let lines = 0;
   const expiresAfter: { anchor?: string; seconds?: string } = {};
   try {
     if (limits.floor) {
@@ -71,6 +72,9 @@ export async function receiveUpload(req: FastifyRequest, blobs: BlobStore, limit
       upload = blobs.createUpload(blobKey);
       const checker = new UploadChecker({ maxLineBytes: limits.maxLineBytes, requireJson: true });
       const decoded = decodeInput(part.file, { maxDecompressedBytes: limits.maxFileBytes });
+      // Past the limit busboy stops passing data but only ends the part with the body: fail now,
+      // so the 413 goes out while the client is still sending.
+      part.file.once('limit', () => decoded.destroy(tooLarge(limits.maxFileBytes)));
       try {
         if (limits.floor) await pipeline(decoded, checker, limits.floor.guard(), upload.stream);
         else await pipeline(decoded, checker, upload.stream);
@@ -88,6 +92,7 @@ export async function receiveUpload(req: FastifyRequest, blobs: BlobStore, limit
       }
       if (part.file.truncated) throw tooLarge(limits.maxFileBytes);
       bytes = checker.bytes;
+      lines = checker.lines;
     }
     if (!upload || filename === undefined) throw new InvalidRequestError("Missing required parameter: 'file'.", { param: 'file', code: 'missing_required_parameter' });
     if (purpose === undefined) throw new InvalidRequestError("Missing required parameter: 'purpose'.", { param: 'purpose', code: 'missing_required_parameter' });
@@ -106,13 +111,26 @@ export async function receiveUpload(req: FastifyRequest, blobs: BlobStore, limit
     const ttl = parseExpiresAfter(expiresAfter, limits.defaultTtlSeconds);
     await upload.commit();
     const now = nowSeconds();
-    return { id, filename, purpose: 'batch', bytes, createdAt: now, expiresAt: ttl === null ? null : now + ttl, blobKey, batchId: null };
+    return { id, filename, purpose: 'batch', bytes, createdAt: now, expiresAt: ttl === null ? null : now + ttl, blobKey, batchId: null, lines };
   } catch (err) {
+    discardRestOfBody(req);
     await upload?.abort();
     const code = (err as { code?: unknown }).code;
     if (code === 'FST_REQ_FILE_TOO_LARGE') throw tooLarge(limits.maxFileBytes);
     throw multipartClientError(err) ?? err;
   }
+}
+
+/**
+ * After a refused upload, reads and drops the rest of the body straight off the request, past
+ * busboy: a file stream destroyed by a failed pipeline stalls busboy, which would leave the
+ * keep-alive connection stuck on an unread body and the client's next request unanswered.
+ */
+function discardRestOfBody(req: FastifyRequest): void {
+  const raw = req.raw;
+  if (raw.readableEnded || raw.destroyed) return;
+  raw.unpipe();
+  raw.resume();
 }
 
 /**

@@ -12,6 +12,7 @@ import { SqliteMetaStore } from '../store/sqlite/sqlite-meta-store.js';
 import { UpstreamPool } from '../upstream/upstream-pool.js';
 import { buildApp } from './app.js';
 import type { AppDeps } from './app-deps.js';
+import { KeyAuthority } from './auth.js';
 import { createMetrics, upstreamLabel } from './metrics.js';
 
 export interface RunningServer {
@@ -64,7 +65,8 @@ export async function startServer(config: Config, log: PinoLogger, webDir: strin
   });
   // MAX_WORKERS=auto: the engine's slots follow the sum of the upstreams' limits.
   upstream.onCapacityChange((n) => engine.slots.setCapacity(n));
-  const deps: AppDeps = { config, store, blobs, engine, upstream, webDir };
+  const auth = new KeyAuthority(store, config.adminKey);
+  const deps: AppDeps = { config, store, blobs, engine, upstream, webDir, auth };
   const metrics = createMetrics(deps);
   const app = await buildApp({ ...deps, metrics }, log);
   const inFlight = trackInFlight(app);
@@ -72,6 +74,14 @@ export async function startServer(config: Config, log: PinoLogger, webDir: strin
   await engine.start();
   sweeper.start();
   const address = await app.listen({ host: config.host, port: config.port });
+  if ((await auth.mode()) === 'open') {
+    log.warn(
+      { auth: 'open' },
+      'no API key configured: anyone who can reach this port can read, cancel and delete every batch. Create one with `besh keys create --project NAME --admin` or set BESH_ADMIN_KEY',
+    );
+  } else {
+    log.info({ auth: 'keys' }, 'API keys required on every /v1 route');
+  }
   log.info({ url: address, upstream: upstreamLabel(config.upstreamBase), maxWorkers: config.maxWorkers, maxConcurrentBatches: config.maxConcurrentBatches, dataDir: config.dataDir }, `BESH listening on ${address}`);
 
   let closing: Promise<void> | null = null;

@@ -3,18 +3,18 @@ import { extname, join } from 'node:path';
 
 import type { FastifyInstance } from 'fastify';
 
-/** No inline script or style, nothing from another origin. */
-export const CONTENT_SECURITY_POLICY = [
-  "default-src 'self'",
-  "script-src 'self'",
-  "style-src 'self'",
-  "img-src 'self' data:",
-  "connect-src 'self'",
-  "object-src 'none'",
-  "base-uri 'none'",
-  "frame-ancestors 'none'",
-  "form-action 'self'",
-].join('; ');
+/** No inline script or style, nothing from another origin (set by helmet on every answer). */
+export const CONTENT_SECURITY_POLICY_DIRECTIVES: Record<string, string[]> = {
+  defaultSrc: ["'self'"],
+  scriptSrc: ["'self'"],
+  styleSrc: ["'self'"],
+  imgSrc: ["'self'", 'data:'],
+  connectSrc: ["'self'"],
+  objectSrc: ["'none'"],
+  baseUri: ["'none'"],
+  frameAncestors: ["'none'"],
+  formAction: ["'self'"],
+};
 
 const TYPES: Record<string, string> = {
   '.html': 'text/html; charset=utf-8',
@@ -30,7 +30,7 @@ const NOT_BUILT = '<!doctype html><meta charset="utf-8"><title>BESH</title><p>Th
 
 /**
  * Serves the built dashboard (`web/dist`, a handful of small files read once at start) at `/`
- * and `/assets/<name>`, with a strict Content-Security-Policy.
+ * and `/assets/<name>` (the Content-Security-Policy comes from helmet in app.ts).
  */
 export function staticWeb(app: FastifyInstance, webDir: string): void {
   const dist = join(webDir, 'dist');
@@ -40,16 +40,10 @@ export function staticWeb(app: FastifyInstance, webDir: string): void {
   }
   const index = files.get('index.html') ?? Buffer.from(NOT_BUILT);
 
-  app.get('/', async (_req, reply) =>
-    reply.type(TYPES['.html']!).header('content-security-policy', CONTENT_SECURITY_POLICY).header('cache-control', 'no-cache').send(index),
-  );
+  app.get('/', async (_req, reply) => reply.type(TYPES['.html']!).header('cache-control', 'no-cache').send(index));
   app.get<{ Params: { name: string } }>('/assets/:name', async (req, reply) => {
     const body = files.get(req.params.name);
     if (!body || req.params.name === 'index.html') return reply.callNotFound();
-    return reply
-      .type(TYPES[extname(req.params.name)]!)
-      .header('content-security-policy', CONTENT_SECURITY_POLICY)
-      .header('cache-control', 'no-cache')
-      .send(body);
+    return reply.type(TYPES[extname(req.params.name)]!).header('cache-control', 'no-cache').send(body);
   });
 }

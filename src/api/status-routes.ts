@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify';
 
 import type { AppDeps } from './app-deps.js';
 import { freeBytes } from './disk-space.js';
+import { limitsOf, limitsView, listScope } from './tenancy.js';
 
 /** Purposes always reported, even with no file (so dashboards see a zero, not a gap). */
 const REPORTED_PURPOSES = ['batch', 'batch_output'] as const;
@@ -14,8 +15,8 @@ export interface StorageStatus {
 }
 
 /** Bytes stored by purpose (from the store) and free space of the data directory. */
-export async function storageStatus(deps: Pick<AppDeps, 'store' | 'config'>): Promise<StorageStatus> {
-  const stored = await deps.store.bytesByPurpose();
+export async function storageStatus(deps: Pick<AppDeps, 'store' | 'config'>, project?: string): Promise<StorageStatus> {
+  const stored = await deps.store.bytesByPurpose(project);
   const byPurpose: Record<string, number> = Object.fromEntries(REPORTED_PURPOSES.map((p) => [p, 0]));
   for (const [purpose, bytes] of Object.entries(stored)) byPurpose[purpose] = bytes;
   return {
@@ -31,13 +32,19 @@ export async function storageStatus(deps: Pick<AppDeps, 'store' | 'config'>): Pr
  * figures. Registered before `/v1/batches/:id` so `status` is never taken for a batch id.
  */
 export function statusRoutes(app: FastifyInstance, deps: AppDeps): void {
-  const { engine, config } = deps;
-  app.get('/v1/batches/status', async () => ({
-    active_batches: engine.activeCount,
-    queued_batches: engine.queuedIds.length,
-    max_workers: config.maxWorkers,
-    max_concurrent_batches: config.maxConcurrentBatches,
-    in_flight: engine.slots.inUse,
-    storage: await storageStatus(deps),
-  }));
+  const { engine, config, store } = deps;
+  app.get<{ Querystring: { project?: string } }>('/v1/batches/status', async (req) => {
+    // A key sees its project's batches and bytes; an admin all (or one project with ?project=).
+    const project = listScope(req, req.query.project);
+    const queued = engine.queued.filter((q) => project === undefined || q.project === project);
+    return {
+      active_batches: project === undefined ? engine.activeCount : engine.activeIn(project),
+      queued_batches: queued.length,
+      max_workers: config.maxWorkers,
+      max_concurrent_batches: config.maxConcurrentBatches,
+      in_flight: project === undefined ? engine.slots.inUse : engine.slots.heldByGroup(project),
+      storage: await storageStatus(deps, project),
+      ...(project === undefined ? {} : { project, limits: await limitsOf(store, config, project).then(limitsView) }),
+    };
+  });
 }

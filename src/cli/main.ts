@@ -4,8 +4,10 @@ import { Command } from 'commander';
 import { cancelCommand } from './cancel-command.js';
 import { deleteCommand } from './delete-command.js';
 import { filesCommand } from './files-command.js';
+import { keysCommand } from './keys-command.js';
 import { listCommand } from './list-command.js';
 import { mockCommand } from './mock-command.js';
+import { projectsCommand } from './projects-command.js';
 import { serveCommand } from './serve-command.js';
 import { statusCommand } from './status-command.js';
 import { submitCommand } from './submit-command.js';
@@ -24,5 +26,7 @@ program.addCommand(listCommand());
 program.addCommand(cancelCommand());
 program.addCommand(deleteCommand());
 program.addCommand(filesCommand());
+program.addCommand(keysCommand());
+program.addCommand(projectsCommand());
 
 await program.parseAsync(process.argv);

@@ -42,7 +42,7 @@ export function serveCommand(): Command {
         }
         throw err;
       }
-      const log = pino({ level: config.logLevel, base: { service: 'besh' }, redact: ['req.headers.authorization', '*.apiKey', '*.upstreamApiKey'] });
+      const log = pino({ level: config.logLevel, base: { service: 'besh' }, redact: ['req.headers.authorization', '*.headers.authorization', '*.*.headers.authorization', '*.apiKey', '*.upstreamApiKey'] });
       // Loaded only once the configuration is known good: a bad value fails fast.
       const { startServer } = await import('../api/server.js');
       const server = await startServer(config, log, webDir());

@@ -3,7 +3,14 @@
  * OpenAI error `type`/`code`, so `api/` maps any of them to the OpenAI envelope in one handler.
  * Code never tells errors apart by message.
  */
-export type ErrorType = 'invalid_request_error' | 'authentication_error' | 'not_found_error' | 'rate_limit_error' | 'server_error';
+export type ErrorType =
+  | 'invalid_request_error'
+  | 'authentication_error'
+  | 'permission_error'
+  | 'not_found_error'
+  | 'rate_limit_error'
+  | 'insufficient_quota'
+  | 'server_error';
 
 export abstract class BeshError extends Error {
   abstract readonly status: number;
@@ -29,6 +36,19 @@ export class InvalidRequestError extends BeshError {
 export class AuthenticationError extends BeshError {
   readonly status = 401;
   readonly type = 'authentication_error' as const;
+}
+
+export class PermissionError extends BeshError {
+  readonly status = 403;
+  readonly type = 'permission_error' as const;
+  override readonly shouldRetry = false;
+}
+
+/** A project limit (stored bytes, batches in progress, queued requests): waiting, not retrying, helps. */
+export class QuotaExceededError extends BeshError {
+  readonly status = 429;
+  readonly type = 'insufficient_quota' as const;
+  override readonly shouldRetry = false;
 }
 
 export class NotFoundError extends BeshError {

@@ -31,3 +31,7 @@ const ID_PATTERN = /^(file-|batch_)[0-9A-Za-z]{1,64}$/;
 export const isWellFormedId = (id: string): boolean => ID_PATTERN.test(id);
 
 export const nowSeconds = (): number => Math.floor(Date.now() / 1000);
+
+export const newApiKeyId = (): string => `key_${randomId()}`;
+/** An API key's secret: ~238 random bits, so a plain SHA-256 of it is a safe thing to store. */
+export const newApiKeySecret = (): string => `besh-sk-${randomId(40)}`;

@@ -1,4 +1,5 @@
 export * from './errors.js';
 export * from './ids.js';
 export * from './serialize.js';
+export * from './tenancy.js';
 export * from './types.js';

@@ -39,6 +39,10 @@ export interface FileRecord {
   blobKey: string;
   /** Set on output/error files: the batch that produced them. */
   batchId: string | null;
+  /** The project of the API key that uploaded it (of the batch, for output/error files). */
+  project: string;
+  /** Non-blank lines, counted at upload (the queued-requests quota); null when unknown. */
+  lines: number | null;
 }
 
 export interface BatchError {
@@ -66,6 +70,8 @@ export const emptyUsage = (): Usage => ({ inputTokens: 0, cachedTokens: 0, outpu
 
 export interface BatchRecord {
   id: string;
+  /** The project of the API key that created it (DEFAULT_PROJECT when BESH runs without keys). */
+  project: string;
   inputFileId: string;
   endpoint: string;
   completionWindow: string;
@@ -104,6 +110,8 @@ export interface Page<T> {
 }
 
 export interface ListFilesQuery {
+  /** Only this project's files; undefined = every project (admin). */
+  project?: string | undefined;
   purpose?: FilePurpose | undefined;
   limit: number;
   order: 'asc' | 'desc';
@@ -111,6 +119,8 @@ export interface ListFilesQuery {
 }
 
 export interface ListBatchesQuery {
+  /** Only this project's batches; undefined = every project (admin). */
+  project?: string | undefined;
   limit: number;
   after?: string | undefined;
 }

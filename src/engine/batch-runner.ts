@@ -49,6 +49,7 @@ const STOP_PRIORITY: Record<StopReason, number> = { shutdown: 1, cancel: 2, expi
 
 export class BatchRunner {
   readonly batchId: string;
+  readonly project: string;
   readonly #ctx: EngineContext;
   #counts: RequestCounts = { total: 0, completed: 0, failed: 0 };
   #usage: Usage = emptyUsage();
@@ -74,11 +75,13 @@ export class BatchRunner {
 
   readonly #send: SendContext;
 
-  constructor(ctx: EngineContext, batchId: string) {
+  constructor(ctx: EngineContext, batchId: string, project: string) {
     this.#ctx = ctx;
     this.batchId = batchId;
+    this.project = project;
     this.#send = {
       batchId,
+      project,
       upstream: ctx.upstream,
       retry: ctx.opts.retry,
       events: ctx.events,
@@ -236,7 +239,7 @@ export class BatchRunner {
         const req = parseRequest(raw.text);
         if (done.has(req.customId)) continue;
         try {
-          await slots.acquire(this.batchId, this.#stopTaking.signal);
+          await slots.acquire(this.batchId, this.#stopTaking.signal, this.project);
         } catch {
           break; // stop requested while waiting for a slot
         }
@@ -289,7 +292,7 @@ export class BatchRunner {
     this.#dirty = true;
     if (events.listenerCount('request:done') > 0) {
       const ok = r.kind === 'output';
-      events.safeEmit('request:done', { batchId: this.batchId, ok, status: r.status, attempts: r.attempts, latencyMs: performance.now() - started, usage: ok ? r.usage : null });
+      events.safeEmit('request:done', { batchId: this.batchId, project: this.project, ok, status: r.status, attempts: r.attempts, latencyMs: performance.now() - started, usage: ok ? r.usage : null });
     }
     await file.written(); // the caller releases the slot only now: see ResultWriter
   }
@@ -299,7 +302,7 @@ export class BatchRunner {
     this.#dirty = false;
     try {
       await this.#ctx.store.saveProgress(this.batchId, this.#counts, this.#usage);
-      this.#ctx.events.safeEmit('batch:progress', { batchId: this.batchId, counts: this.counts, usage: this.usage, inFlight: this.#inFlight });
+      this.#ctx.events.safeEmit('batch:progress', { batchId: this.batchId, project: this.project, counts: this.counts, usage: this.usage, inFlight: this.#inFlight });
     } catch (err) {
       this.#dirty = true;
       this.#ctx.log.warn({ err, batchId: this.batchId }, 'could not save progress');
@@ -365,6 +368,8 @@ export class BatchRunner {
         expiresAt: this.#outputExpiresAfter === null ? null : now + this.#outputExpiresAfter,
         blobKey: key,
         batchId: this.batchId,
+        project: this.project,
+        lines: writer.lines,
       };
       files.push(f);
       return f.id;

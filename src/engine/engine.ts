@@ -27,6 +27,12 @@ export interface EngineDeps {
   opts: EngineOptions;
 }
 
+interface QueuedBatch {
+  id: string;
+  project: string;
+  expiresAt: number;
+}
+
 export interface LiveView {
   counts: RequestCounts;
   usage: Usage;
@@ -39,8 +45,11 @@ export class Engine {
   #state: EngineState = 'starting';
   readonly #ctx: EngineContext;
   /** Waiting for admission, oldest first. */
-  readonly #queue: Array<{ id: string; expiresAt: number }> = [];
-  readonly #active = new Map<string, { runner: BatchRunner; done: Promise<void> }>();
+  readonly #queue: QueuedBatch[] = [];
+  readonly #active = new Map<string, { runner: BatchRunner; project: string; done: Promise<void> }>();
+  /** When each project last had a batch admitted (a counter, not a clock). */
+  readonly #admittedAt = new Map<string, number>();
+  #admissions = 0;
   #expiryTimer: NodeJS.Timeout | null = null;
 
   constructor(deps: EngineDeps) {
@@ -57,6 +66,16 @@ export class Engine {
   get queuedIds(): string[] {
     return this.#queue.map((q) => q.id);
   }
+  /** Batches waiting for admission with their project, in the order they will be admitted per project. */
+  get queued(): ReadonlyArray<{ id: string; project: string }> {
+    return this.#queue.map(({ id, project }) => ({ id, project }));
+  }
+  /** Batches running now, per project. */
+  activeIn(project: string): number {
+    let n = 0;
+    for (const a of this.#active.values()) if (a.project === project) n++;
+    return n;
+  }
 
   /** Takes up every unfinished batch: the ones that were running first, then the queue in order. */
   async start(): Promise<void> {
@@ -64,8 +83,8 @@ export class Engine {
     this.#state = 'running';
     const wasRunning = unfinished.filter((b) => b.status !== 'validating');
     const waiting = unfinished.filter((b) => b.status === 'validating');
-    for (const b of wasRunning) this.#launch(b.id);
-    for (const b of waiting) this.#queue.push({ id: b.id, expiresAt: b.expiresAt });
+    for (const b of wasRunning) this.#launch(b.id, b.project);
+    for (const b of waiting) this.#queue.push({ id: b.id, project: b.project, expiresAt: b.expiresAt });
     if (unfinished.length > 0) this.#ctx.log.info({ resumed: wasRunning.length, queued: waiting.length }, 'engine resumed unfinished batches');
     this.#admit();
     // Batches still waiting for admission can reach their deadline too.
@@ -78,7 +97,7 @@ export class Engine {
     this.#logStatus(batch);
     this.events.safeEmit('batch:status', batch);
     if (this.#state !== 'running') return; // picked up at next start
-    this.#queue.push({ id: batch.id, expiresAt: batch.expiresAt });
+    this.#queue.push({ id: batch.id, project: batch.project, expiresAt: batch.expiresAt });
     this.#admit();
   }
 
@@ -128,7 +147,7 @@ export class Engine {
     await blobs.delete(outputKey(id));
     await blobs.delete(errorKey(id));
     this.#ctx.log.info({ batchId: id, status: latest.status }, 'batch deleted');
-    this.events.safeEmit('batch:deleted', id);
+    this.events.safeEmit('batch:deleted', id, batch.project);
     return latest;
   }
 
@@ -159,19 +178,37 @@ export class Engine {
     this.#ctx.log.info({ batchId: b.id, status: b.status, requestCounts: b.requestCounts }, `batch ${b.status}`);
   }
 
+  /**
+   * Admits waiting batches while there is room: each time the oldest batch of the project with
+   * the fewest batches running, so one project's queue of fifty batches does not keep another
+   * project's batch waiting for all of them (creation order within a project).
+   */
   #admit(): void {
     while (this.#state === 'running' && this.#active.size < this.#ctx.opts.maxConcurrentBatches && this.#queue.length > 0) {
-      this.#launch(this.#queue.shift()!.id);
+      const running = new Map<string, number>();
+      for (const a of this.#active.values()) running.set(a.project, (running.get(a.project) ?? 0) + 1);
+      // Fewest running first; on a tie the project admitted longest ago (with one slot every
+      // project has 0 running at each admission: without this, the queue order would win).
+      const rank = (q: QueuedBatch): [number, number] => [running.get(q.project) ?? 0, this.#admittedAt.get(q.project) ?? -1];
+      let pick = 0;
+      for (let i = 1; i < this.#queue.length; i++) {
+        const [r, a] = rank(this.#queue[i]!);
+        const [br, ba] = rank(this.#queue[pick]!);
+        if (r < br || (r === br && a < ba)) pick = i;
+      }
+      const [next] = this.#queue.splice(pick, 1);
+      this.#admittedAt.set(next!.project, ++this.#admissions);
+      this.#launch(next!.id, next!.project);
     }
   }
 
-  #launch(id: string): void {
-    const runner = new BatchRunner(this.#ctx, id);
+  #launch(id: string, project: string): void {
+    const runner = new BatchRunner(this.#ctx, id, project);
     const done = runner.run().finally(() => {
       this.#active.delete(id);
       this.#admit();
     });
-    this.#active.set(id, { runner, done });
+    this.#active.set(id, { runner, project, done });
   }
 
   #isQueued(id: string): boolean {

@@ -1,18 +1,25 @@
 /**
- * MAX_WORKERS upstream slots shared fairly between batches.
+ * MAX_WORKERS upstream slots shared fairly: between groups (projects) first, then between the
+ * keys (batches) of a group.
  *
- * A batch asks for one slot per request it wants to send. When slots are free the caller gets one
- * at once; otherwise it waits in its batch's own FIFO. A freed slot goes to the next batch in
- * round-robin order among batches that are waiting, so a 10-line batch gets as many slots per
- * turn as a 50,000-line one and is never stuck behind it.
+ * A batch asks for one slot per request it wants to send. When slots are free and nobody waits,
+ * the caller gets one at once; otherwise it waits in its batch's own FIFO. A freed slot goes to
+ * the next group in round-robin order among groups that are waiting, and within that group to
+ * the next batch in round-robin order. So one project's million-line batch (or its fifty batches)
+ * gets no more slots per turn than another project's ten-line batch, and a 10-line batch is
+ * never stuck behind a 50,000-line one of its own project.
  */
 export class FairSlots {
   #free: number;
   #capacity: number;
-  /** Batches with waiters, in round-robin order. */
-  readonly #ring: string[] = [];
+  /** Groups with waiters, in round-robin order. */
+  readonly #groupRing: string[] = [];
+  /** Per group: its keys with waiters, in round-robin order. */
+  readonly #keyRings = new Map<string, string[]>();
   readonly #waiters = new Map<string, Array<() => void>>();
   readonly #held = new Map<string, number>();
+  readonly #groupOf = new Map<string, string>();
+  readonly #heldByGroup = new Map<string, number>();
 
   constructor(capacity: number) {
     this.#capacity = capacity;
@@ -43,11 +50,22 @@ export class FairSlots {
     return this.#held.get(key) ?? 0;
   }
 
-  /** Resolves when a slot is held by `key`; rejects with `signal.reason` if aborted first. */
-  acquire(key: string, signal?: AbortSignal): Promise<void> {
+  /** Slots held by all keys of a group. */
+  heldByGroup(group: string): number {
+    return this.#heldByGroup.get(group) ?? 0;
+  }
+
+  /**
+   * Resolves when a slot is held by `key` (of `group`; by default each key is its own group);
+   * rejects with `signal.reason` if aborted first.
+   */
+  acquire(key: string, signal?: AbortSignal, group: string = key): Promise<void> {
     if (signal?.aborted) return Promise.reject(signal.reason as Error);
-    if (this.#free > 0 && this.#ring.length === 0) {
-      this.#take(key);
+    const known = this.#groupOf.get(key);
+    if (known !== undefined && known !== group) throw new Error(`FairSlots.acquire: ${key} belongs to group ${known}, not ${group}`);
+    this.#groupOf.set(key, group);
+    if (this.#free > 0 && this.#groupRing.length === 0) {
+      this.#take(key, group);
       return Promise.resolve();
     }
     return new Promise<void>((resolve, reject) => {
@@ -55,7 +73,13 @@ export class FairSlots {
       if (!queue) {
         queue = [];
         this.#waiters.set(key, queue);
-        this.#ring.push(key);
+        let keys = this.#keyRings.get(group);
+        if (!keys) {
+          keys = [];
+          this.#keyRings.set(group, keys);
+          this.#groupRing.push(group);
+        }
+        keys.push(key);
       }
       const grant = (): void => {
         signal?.removeEventListener('abort', onAbort);
@@ -66,8 +90,9 @@ export class FairSlots {
         const i = q ? q.indexOf(grant) : -1;
         if (q && i >= 0) {
           q.splice(i, 1);
-          if (q.length === 0) this.#dropKey(key);
+          if (q.length === 0) this.#dropKey(key, group);
         }
+        this.#forgetIfIdle(key);
         reject(signal!.reason as Error);
       };
       signal?.addEventListener('abort', onAbort, { once: true });
@@ -79,32 +104,53 @@ export class FairSlots {
   release(key: string): void {
     const held = this.#held.get(key) ?? 0;
     if (held <= 0) throw new Error(`FairSlots.release: ${key} holds no slot`);
+    const group = this.#groupOf.get(key)!;
     if (held === 1) this.#held.delete(key);
     else this.#held.set(key, held - 1);
+    const g = this.#heldByGroup.get(group)! - 1;
+    if (g === 0) this.#heldByGroup.delete(group);
+    else this.#heldByGroup.set(group, g);
+    this.#forgetIfIdle(key);
     this.#free++;
     this.#dispatch();
   }
 
-  #take(key: string): void {
+  #take(key: string, group: string): void {
     this.#free--;
     this.#held.set(key, (this.#held.get(key) ?? 0) + 1);
+    this.#heldByGroup.set(group, (this.#heldByGroup.get(group) ?? 0) + 1);
   }
 
   #dispatch(): void {
-    while (this.#free > 0 && this.#ring.length > 0) {
-      const key = this.#ring.shift()!;
+    while (this.#free > 0 && this.#groupRing.length > 0) {
+      const group = this.#groupRing.shift()!;
+      const keys = this.#keyRings.get(group)!;
+      const key = keys.shift()!;
       const queue = this.#waiters.get(key)!;
       const grant = queue.shift()!;
       if (queue.length === 0) this.#waiters.delete(key);
-      else this.#ring.push(key);
-      this.#take(key);
+      else keys.push(key);
+      if (keys.length === 0) this.#keyRings.delete(group);
+      else this.#groupRing.push(group);
+      this.#take(key, group);
       grant();
     }
   }
 
-  #dropKey(key: string): void {
+  #dropKey(key: string, group: string): void {
     this.#waiters.delete(key);
-    const i = this.#ring.indexOf(key);
-    if (i >= 0) this.#ring.splice(i, 1);
+    const keys = this.#keyRings.get(group);
+    if (!keys) return;
+    const i = keys.indexOf(key);
+    if (i >= 0) keys.splice(i, 1);
+    if (keys.length === 0) {
+      this.#keyRings.delete(group);
+      const g = this.#groupRing.indexOf(group);
+      if (g >= 0) this.#groupRing.splice(g, 1);
+    }
+  }
+
+  #forgetIfIdle(key: string): void {
+    if (!this.#held.has(key) && !this.#waiters.has(key)) this.#groupOf.delete(key);
   }
 }

@@ -22,6 +22,7 @@ export type RequestResult =
 
 export interface SendContext {
   batchId: string;
+  project: string;
   upstream: Upstream;
   retry: RetryPolicy;
   events: EngineEvents;
@@ -43,7 +44,9 @@ export async function sendRequest(ctx: SendContext, req: LineRequest): Promise<R
     if (o.kind === 'aborted') return { kind: 'abandoned' };
     if (o.kind === 'response' && classifyStatus(o.status) === 'success') {
       const usage = usageOfResponse(o.body);
-      if (usage === undefined) {
+      // A large body is checked by shape only; without a usage found in it, that shape is all
+      // that was checked, and `{…}` that is not JSON would corrupt the output file.
+      if (usage === undefined || (usage === null && !isJson(o.body))) {
         const line = errorLine(newBatchRequestId(), req.customId, 'invalid_upstream_response', 'The inference server answered 2xx with a body that is not JSON.');
         return { kind: 'error', line, status: o.status, attempts: attempt };
       }
@@ -52,7 +55,7 @@ export async function sendRequest(ctx: SendContext, req: LineRequest): Promise<R
     if (isRetryable(o) && attempt < ctx.retry.maxAttempts) {
       const delayMs = retryDelayMs(ctx.retry, attempt, o.kind === 'response' ? o.retryAfterMs : null);
       if (ctx.events.listenerCount('request:retry') > 0) {
-        ctx.events.safeEmit('request:retry', { batchId: ctx.batchId, status: o.kind === 'response' ? o.status : null, attempt, delayMs });
+        ctx.events.safeEmit('request:retry', { batchId: ctx.batchId, project: ctx.project, status: o.kind === 'response' ? o.status : null, attempt, delayMs });
       }
       try {
         await sleep(delayMs, ctx.stopTaking);
@@ -65,5 +68,14 @@ export async function sendRequest(ctx: SendContext, req: LineRequest): Promise<R
       return { kind: 'error', line: httpErrorLine(newBatchRequestId(), req.customId, o.status, o.requestId, o.body), status: o.status, attempts: attempt };
     }
     return { kind: 'error', line: errorLine(newBatchRequestId(), req.customId, o.code, o.message), status: null, attempts: attempt };
+  }
+}
+
+function isJson(text: string): boolean {
+  try {
+    JSON.parse(text);
+    return true;
+  } catch {
+    return false;
   }
 }

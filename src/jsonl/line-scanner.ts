@@ -3,7 +3,8 @@ import { JsonlError } from './errors.js';
 /**
  * Receives one line. The line's content is `buf[start, end)`: without its '\n', without a trailing
  * '\r' and (line 1) without a UTF-8 BOM. `byteOffset`/`byteLength` describe the line in the source
- * (BOM and terminator included), so the byteLengths of all lines add up to the source size.
+ * (BOM and terminator included), so the byteLengths of all lines add up to the source size; the one
+ * exception is a source that is only a BOM, which has no line to own its 3 bytes.
  * `buf` may be reused after the call returns: copy or decode what you keep.
  */
 export type LineSink = (buf: Buffer, start: number, end: number, line: number, byteOffset: number, byteLength: number) => void;

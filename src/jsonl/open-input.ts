@@ -13,7 +13,8 @@ export interface DecodeInputOptions {
  * only the bytes decide, never the file name. Multi-member gzip is supported. Gzip input fails
  * with `JsonlError('decompressed_too_large')` as soon as the output passes the cap (the streams
  * are destroyed, nothing more is inflated), and with `JsonlError('invalid_gzip')` when it is
- * truncated or corrupt. Other input passes through unchanged. Errors of `source` pass through.
+ * truncated or corrupt, or followed by anything but zero padding. Other input passes through
+ * unchanged. Errors of `source` pass through.
  */
 export function decodeInput(source: Readable, opts: DecodeInputOptions): Readable {
   const out = Readable.from(decodeChunks(source, opts.maxDecompressedBytes), { objectMode: false });
@@ -52,7 +53,19 @@ async function* decodeChunks(source: Readable, maxDecompressedBytes: number): As
     }
 
     const failed: { source: Error | null } = { source: null };
+    // Compressed bytes pulled from the source, and the offset just past the last non-zero one.
+    const seen = { bytes: 0, nonZeroEnd: 0, ended: false };
+    const note = (c: Buffer): void => {
+      for (let i = c.length - 1; i >= 0; i--) {
+        if (c[i] !== 0) {
+          seen.nonZeroEnd = seen.bytes + i + 1;
+          break;
+        }
+      }
+      seen.bytes += c.length;
+    };
     async function* compressed(): AsyncGenerator<Buffer> {
+      note(head);
       yield head;
       for (;;) {
         let r: IteratorResult<Buffer>;
@@ -62,7 +75,11 @@ async function* decodeChunks(source: Readable, maxDecompressedBytes: number): As
           failed.source = err instanceof Error ? err : new Error(String(err));
           throw failed.source;
         }
-        if (r.done === true) return;
+        if (r.done === true) {
+          seen.ended = true;
+          return;
+        }
+        note(r.value);
         yield r.value;
       }
     }
@@ -81,6 +98,17 @@ async function* decodeChunks(source: Readable, maxDecompressedBytes: number): As
           );
         }
         yield chunk;
+      }
+      // Node's gunzip ends quietly at a 0x00 byte after a complete member and ignores the rest
+      // (to allow zero padding). Anything but zeros there would be data silently dropped.
+      while (!seen.ended) {
+        const r = await it.next();
+        if (r.done === true) break;
+        note(r.value);
+        if (seen.nonZeroEnd > gunzip.bytesWritten) break;
+      }
+      if (seen.nonZeroEnd > gunzip.bytesWritten) {
+        throw new JsonlError('invalid_gzip', null, 'The file looks gzip-compressed but has data after the end of the compressed stream.');
       }
     } catch (err) {
       if (err instanceof JsonlError) throw err;

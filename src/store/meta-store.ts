@@ -1,4 +1,5 @@
 import type {
+  ApiKeyRecord,
   BatchError,
   BatchRecord,
   BatchStatus,
@@ -6,6 +7,8 @@ import type {
   ListBatchesQuery,
   ListFilesQuery,
   Page,
+  ProjectLimits,
+  ProjectUsage,
   RequestCounts,
   Usage,
 } from '../domain/index.js';
@@ -19,6 +22,11 @@ import type {
 export interface MetaStore {
   // files
   insertFile(file: FileRecord): Promise<void>;
+  /**
+   * Inserts the file only if its project's stored bytes stay within `maxStoredBytes` (null = no
+   * limit), checked and written in one transaction. Returns whether it was inserted.
+   */
+  insertFileWithinQuota(file: FileRecord, maxStoredBytes: number | null): Promise<boolean>;
   getFile(id: string): Promise<FileRecord | null>;
   listFiles(q: ListFilesQuery): Promise<Page<FileRecord>>;
   /** Removes the row; returns false if there was none. */
@@ -34,11 +42,21 @@ export interface MetaStore {
    * it was removed; the caller then removes the bytes.
    */
   deleteExpiredFile(id: string, now: number): Promise<boolean>;
-  /** Bytes of all stored files, summed by purpose (purposes with no file are absent). */
-  bytesByPurpose(): Promise<Record<string, number>>;
+  /** Bytes of stored files (of one project, or all), summed by purpose (purposes with no file are absent). */
+  bytesByPurpose(project?: string): Promise<Record<string, number>>;
 
   // batches
   insertBatch(batch: BatchRecord): Promise<void>;
+  /**
+   * Inserts the batch only if its project stays within the limits (null = no limit) once it
+   * holds `requests` more queued requests, checked and written in one transaction. Returns the
+   * limit that refused it, or null when it was inserted.
+   */
+  insertBatchWithinQuota(
+    batch: BatchRecord,
+    requests: number,
+    limits: Pick<ProjectLimits, 'maxActiveBatches' | 'maxQueuedRequests'>,
+  ): Promise<'maxActiveBatches' | 'maxQueuedRequests' | null>;
   getBatch(id: string): Promise<BatchRecord | null>;
   /** Newest first. */
   listBatches(q: ListBatchesQuery): Promise<Page<BatchRecord>>;
@@ -47,8 +65,8 @@ export interface MetaStore {
   /** Does any unfinished batch read this input file? */
   isInputOfUnfinishedBatch(fileId: string): Promise<boolean>;
   deleteBatch(id: string): Promise<boolean>;
-  /** How many batches are in each status (statuses with none are absent). */
-  countBatchesByStatus(): Promise<Partial<Record<BatchStatus, number>>>;
+  /** How many batches (of one project, or all) are in each status (statuses with none are absent). */
+  countBatchesByStatus(project?: string): Promise<Partial<Record<BatchStatus, number>>>;
 
   /**
    * Moves a batch to `to` only if its current status is one of `from` (compare-and-set), setting
@@ -62,16 +80,36 @@ export interface MetaStore {
   // dashboard
   /** Newest first, optionally one status, by offset (the dashboard's numbered pages). */
   listBatchesPage(q: BatchesPageQuery): Promise<{ data: BatchRecord[]; total: number }>;
-  /** How many batches created at or after `since` (unix seconds) are in each status. */
-  countBatchesCreatedSince(since: number): Promise<Partial<Record<BatchStatus, number>>>;
+  /** How many batches (of one project, or all) created at or after `since` (unix seconds) are in each status. */
+  countBatchesCreatedSince(since: number, project?: string): Promise<Partial<Record<BatchStatus, number>>>;
 
   // analytics: one row per minute, never per request
   /** Adds each row's counters to the stored minute (creating it). */
   addAnalyticsMinutes(rows: readonly AnalyticsMinute[]): Promise<void>;
-  /** Minutes in [from, to), oldest first (unix seconds). */
-  listAnalyticsMinutes(from: number, to: number): Promise<AnalyticsMinute[]>;
+  /** Minutes in [from, to), oldest first (unix seconds), of one project or summed over all. */
+  listAnalyticsMinutes(from: number, to: number, project?: string): Promise<AnalyticsMinute[]>;
   /** Drops minutes before `before`; returns how many. */
   pruneAnalyticsMinutes(before: number): Promise<number>;
+
+  // projects and keys
+  /** What the project holds now (the quotas measure this). */
+  projectUsage(project: string): Promise<ProjectUsage>;
+  /** Every project that holds a file, a batch, a key or limits, by name. */
+  listProjects(): Promise<string[]>;
+  /** The project's own limits (null fields: the server's defaults apply; 0: no limit). */
+  getProjectLimits(project: string): Promise<ProjectLimits>;
+  /** Sets the given fields (undefined fields keep their value). */
+  setProjectLimits(project: string, limits: Partial<ProjectLimits>): Promise<void>;
+  insertApiKey(key: ApiKeyRecord): Promise<void>;
+  /** The key with this secret hash, revoked or not. */
+  findApiKeyByHash(hash: string): Promise<ApiKeyRecord | null>;
+  /** Oldest first. */
+  listApiKeys(): Promise<ApiKeyRecord[]>;
+  /** Marks the key revoked; false when there is no such key or it was already revoked. */
+  revokeApiKey(id: string, at: number): Promise<boolean>;
+  /** Keys ever created, revoked ones included: once there is one, BESH never runs open again. */
+  countApiKeys(): Promise<number>;
+  touchApiKey(id: string, at: number): Promise<void>;
 
   close(): Promise<void>;
 }
@@ -88,13 +126,16 @@ export interface TransitionFields {
 }
 
 export interface BatchesPageQuery {
+  /** Only this project's batches; undefined = every project. */
+  project?: string | undefined;
   status?: BatchStatus | undefined;
   limit: number;
   offset: number;
 }
 
-/** Counters of one minute; `minute` is the unix time (seconds) of its start. */
+/** Counters of one minute of one project; `minute` is the unix time (seconds) of its start. */
 export interface AnalyticsMinute {
+  project: string;
   minute: number;
   requestsCompleted: number;
   requestsFailed: number;
@@ -123,7 +164,9 @@ export const ANALYTICS_COUNTERS = [
   'uploadBytes',
 ] as const satisfies readonly (keyof AnalyticsMinute)[];
 
-export const emptyMinute = (minute: number): AnalyticsMinute => ({
+/** Zero counters; `project` defaults to '*' (a sum over every project). */
+export const emptyMinute = (minute: number, project = '*'): AnalyticsMinute => ({
+  project,
   minute,
   requestsCompleted: 0,
   requestsFailed: 0,

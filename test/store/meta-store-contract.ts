@@ -1,13 +1,17 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 
 import {
+  type ApiKeyRecord,
   BATCH_STATUSES,
   type BatchRecord,
   type BatchStatus,
   emptyUsage,
   type FilePurpose,
   type FileRecord,
+  hashApiKey,
   isTerminal,
+  newApiKeyId,
+  newApiKeySecret,
   newBatchId,
   newFileId,
 } from '../../src/domain/index.js';
@@ -26,6 +30,8 @@ export function fileFixture(overrides: Partial<FileRecord> = {}): FileRecord {
     expiresAt: null,
     blobKey: `files/${id}.jsonl`,
     batchId: null,
+    project: 'default',
+    lines: null,
     ...overrides,
   };
 }
@@ -33,6 +39,7 @@ export function fileFixture(overrides: Partial<FileRecord> = {}): FileRecord {
 export function batchFixture(overrides: Partial<BatchRecord> = {}): BatchRecord {
   return {
     id: newBatchId(),
+    project: 'default',
     inputFileId: newFileId(),
     endpoint: '/v1/chat/completions',
     completionWindow: '24h',
@@ -54,6 +61,22 @@ export function batchFixture(overrides: Partial<BatchRecord> = {}): BatchRecord 
     requestCounts: { total: 0, completed: 0, failed: 0 },
     usage: emptyUsage(),
     outputExpiresAfter: null,
+    ...overrides,
+  };
+}
+
+export function apiKeyFixture(overrides: Partial<ApiKeyRecord> = {}): ApiKeyRecord {
+  const secret = newApiKeySecret();
+  return {
+    id: newApiKeyId(),
+    project: 'default',
+    admin: false,
+    name: null,
+    hash: hashApiKey(secret),
+    prefix: `${secret.slice(0, 12)}…`,
+    createdAt: T0,
+    revokedAt: null,
+    lastUsedAt: null,
     ...overrides,
   };
 }
@@ -513,6 +536,271 @@ export function metaStoreContract(name: string, makeStore: () => Promise<MetaSto
 
       it('is a no-op for an unknown batch', async () => {
         await expect(store.saveProgress('batch_unknown', { total: 1, completed: 1, failed: 0 }, emptyUsage())).resolves.toBeUndefined();
+      });
+    });
+
+    describe('projects: scoped lists and sums', () => {
+      /** Files of alpha and beta interleaved: a0 b0 a1 b1 a2 b2 (alpha's are batch, beta's alternate purposes). */
+      async function seedTwoProjects(): Promise<{ alpha: FileRecord[]; beta: FileRecord[] }> {
+        const alpha: FileRecord[] = [];
+        const beta: FileRecord[] = [];
+        for (let i = 0; i < 3; i++) {
+          const a = fileFixture({ project: 'alpha', bytes: 100 + i });
+          await store.insertFile(a);
+          alpha.push(a);
+          const b = fileFixture({ project: 'beta', bytes: 1000 * (i + 1), purpose: i % 2 === 0 ? 'batch' : 'batch_output' });
+          await store.insertFile(b);
+          beta.push(b);
+        }
+        return { alpha, beta };
+      }
+
+      for (const order of ['asc', 'desc'] as const) {
+        it(`listFiles with a project shows only that project, in order, with an exact hasMore (${order})`, async () => {
+          const { alpha, beta } = await seedTwoProjects();
+          const sorted = (xs: FileRecord[]): string[] => (order === 'asc' ? ids(xs) : ids(xs).reverse());
+          expect(ids((await store.listFiles({ limit: 10, order, project: 'alpha' })).data)).toEqual(sorted(alpha));
+          expect((await store.listFiles({ limit: 10, order, project: 'beta' })).data).toEqual(order === 'asc' ? beta : [...beta].reverse());
+          expect((await store.listFiles({ limit: 10, order, project: 'gamma' })).data).toEqual([]);
+          expect(ids((await store.listFiles({ limit: 10, order })).data)).toHaveLength(6);
+          // Another project's rows after the last alpha row do not make hasMore true.
+          const exact = await store.listFiles({ limit: 3, order, project: 'alpha' });
+          expect(exact.hasMore).toBe(false);
+          const short = await store.listFiles({ limit: 2, order, project: 'alpha' });
+          expect(ids(short.data)).toEqual(sorted(alpha).slice(0, 2));
+          expect(short.hasMore).toBe(true);
+          // The cursor pages within the project.
+          const next = await store.listFiles({ limit: 2, order, project: 'alpha', after: short.data.at(-1)!.id });
+          expect(ids(next.data)).toEqual(sorted(alpha).slice(2));
+          expect(next.hasMore).toBe(false);
+          // Purpose and project together.
+          expect(ids((await store.listFiles({ limit: 10, order, project: 'beta', purpose: 'batch_output' })).data)).toEqual([beta[1]!.id]);
+          expect((await store.listFiles({ limit: 10, order, project: 'alpha', purpose: 'batch_output' })).data).toEqual([]);
+        });
+
+        it(`listFiles with an after naming another project's file gives an empty page (${order})`, async () => {
+          const { alpha, beta } = await seedTwoProjects();
+          for (const b of beta) {
+            expect(await store.listFiles({ limit: 10, order, project: 'alpha', after: b.id })).toEqual({ data: [], hasMore: false });
+            expect(await store.listFiles({ limit: 10, order, project: 'alpha', after: b.id, purpose: 'batch' })).toEqual({ data: [], hasMore: false });
+          }
+          // Unscoped (admin) lists still take any cursor.
+          expect((await store.listFiles({ limit: 10, order: 'asc', after: beta[0]!.id })).data.length).toBe(4);
+          expect((await store.listFiles({ limit: 10, order: 'asc', project: 'alpha', after: alpha[0]!.id })).data).toEqual(alpha.slice(1));
+        });
+      }
+
+      it('listBatches with a project shows only that project, newest first; another project’s cursor gives an empty page', async () => {
+        const alpha: BatchRecord[] = [];
+        const beta: BatchRecord[] = [];
+        for (let i = 0; i < 3; i++) {
+          alpha.push(...(await seedBatches(1, () => ({ project: 'alpha' }))));
+          beta.push(...(await seedBatches(1, () => ({ project: 'beta' }))));
+        }
+        const a = await store.listBatches({ limit: 10, project: 'alpha' });
+        expect(a.data).toEqual([...alpha].reverse());
+        expect(a.hasMore).toBe(false);
+        expect(ids((await store.listBatches({ limit: 10, project: 'beta' })).data)).toEqual(ids(beta).reverse());
+        expect((await store.listBatches({ limit: 10 })).data).toHaveLength(6);
+        expect((await store.listBatches({ limit: 3, project: 'alpha' })).hasMore).toBe(false);
+        const first = await store.listBatches({ limit: 2, project: 'alpha' });
+        expect(first.hasMore).toBe(true);
+        expect(ids((await store.listBatches({ limit: 2, project: 'alpha', after: first.data.at(-1)!.id })).data)).toEqual([alpha[0]!.id]);
+        for (const b of beta) expect(await store.listBatches({ limit: 10, project: 'alpha', after: b.id })).toEqual({ data: [], hasMore: false });
+        expect(ids((await store.listBatches({ limit: 10, after: beta[2]!.id })).data)).toEqual([alpha[2]!.id, beta[1]!.id, alpha[1]!.id, beta[0]!.id, alpha[0]!.id]);
+      });
+
+      it('bytesByPurpose sums one project’s files, or all', async () => {
+        await seedTwoProjects();
+        expect(await store.bytesByPurpose('alpha')).toEqual({ batch: 100 + 101 + 102 });
+        expect(await store.bytesByPurpose('beta')).toEqual({ batch: 1000 + 3000, batch_output: 2000 });
+        expect(await store.bytesByPurpose()).toEqual({ batch: 303 + 4000, batch_output: 2000 });
+        expect(await store.bytesByPurpose('gamma')).toEqual({});
+      });
+
+      it('countBatchesByStatus counts one project’s batches, or all', async () => {
+        await seedBatches(2, () => ({ project: 'alpha', status: 'completed', completedAt: T0 + 1 }));
+        await seedBatches(1, () => ({ project: 'alpha', status: 'in_progress' }));
+        await seedBatches(3, () => ({ project: 'beta', status: 'in_progress' }));
+        await seedBatches(1, () => ({ project: 'beta', status: 'failed' }));
+        expect(await store.countBatchesByStatus('alpha')).toEqual({ completed: 2, in_progress: 1 });
+        expect(await store.countBatchesByStatus('beta')).toEqual({ in_progress: 3, failed: 1 });
+        expect(await store.countBatchesByStatus()).toEqual({ completed: 2, in_progress: 4, failed: 1 });
+        expect(await store.countBatchesByStatus('gamma')).toEqual({});
+      });
+    });
+
+    describe('projects: usage and quotas', () => {
+      it('projectUsage: stored bytes of every purpose, unfinished batches, unanswered requests', async () => {
+        expect(await store.projectUsage('alpha')).toEqual({ storedBytes: 0, activeBatches: 0, queuedRequests: 0 });
+        const input7 = fileFixture({ project: 'alpha', bytes: 700, lines: 7 });
+        const inputUnknown = fileFixture({ project: 'alpha', bytes: 50, lines: null });
+        await store.insertFile(input7);
+        await store.insertFile(inputUnknown);
+        await store.insertFile(fileFixture({ project: 'alpha', purpose: 'batch_output', bytes: 300 }));
+        await store.insertFile(fileFixture({ project: 'beta', bytes: 10_000, lines: 100 }));
+        // Running: total - completed - failed are still to answer.
+        await store.insertBatch(batchFixture({ project: 'alpha', status: 'in_progress', inputFileId: input7.id, requestCounts: { total: 10, completed: 3, failed: 2 } }));
+        // Validating: its input file's lines.
+        await store.insertBatch(batchFixture({ project: 'alpha', status: 'validating', inputFileId: input7.id }));
+        // Finished batches hold nothing; a batch of another project does not count.
+        for (const status of ['completed', 'failed', 'expired', 'cancelled'] as const) {
+          await store.insertBatch(batchFixture({ project: 'alpha', status, inputFileId: input7.id, requestCounts: { total: 10, completed: 1, failed: 0 } }));
+        }
+        await store.insertBatch(batchFixture({ project: 'beta', status: 'validating', inputFileId: input7.id }));
+        expect(await store.projectUsage('alpha')).toEqual({ storedBytes: 1050, activeBatches: 2, queuedRequests: 5 + 7 });
+        // Other unfinished statuses count as active batches.
+        await store.insertBatch(batchFixture({ project: 'alpha', status: 'cancelling', inputFileId: inputUnknown.id }));
+        await store.insertBatch(batchFixture({ project: 'alpha', status: 'finalizing', inputFileId: inputUnknown.id }));
+        expect((await store.projectUsage('alpha')).activeBatches).toBe(4);
+        expect(await store.projectUsage('beta')).toEqual({ storedBytes: 10_000, activeBatches: 1, queuedRequests: 7 });
+        // Progress moves the count.
+        const running = (await store.listBatches({ limit: 100, project: 'alpha' })).data.find((b) => b.status === 'in_progress')!;
+        await store.saveProgress(running.id, { total: 10, completed: 9, failed: 1 }, emptyUsage());
+        expect((await store.projectUsage('alpha')).queuedRequests).toBe(7);
+      });
+
+      it('insertFileWithinQuota inserts up to the limit exactly and refuses past it, writing nothing', async () => {
+        await store.insertFile(fileFixture({ project: 'alpha', bytes: 600 }));
+        await store.insertFile(fileFixture({ project: 'alpha', purpose: 'batch_output', bytes: 300 }));
+        await store.insertFile(fileFixture({ project: 'beta', bytes: 5000 }));
+        const over = fileFixture({ project: 'alpha', bytes: 101 });
+        expect(await store.insertFileWithinQuota(over, 1000)).toBe(false);
+        expect(await store.getFile(over.id)).toBeNull();
+        expect((await store.listFiles({ limit: 10, order: 'asc', project: 'alpha' })).data).toHaveLength(2);
+        expect((await store.projectUsage('alpha')).storedBytes).toBe(900);
+
+        const exact = fileFixture({ project: 'alpha', bytes: 100 });
+        expect(await store.insertFileWithinQuota(exact, 1000)).toBe(true);
+        expect(await store.getFile(exact.id)).toEqual(exact);
+        // Full: one more byte does not fit.
+        const one = fileFixture({ project: 'alpha', bytes: 1 });
+        expect(await store.insertFileWithinQuota(one, 1000)).toBe(false);
+        expect(await store.getFile(one.id)).toBeNull();
+        // No limit; and another project's bytes never count.
+        const free = fileFixture({ project: 'alpha', bytes: 1_000_000 });
+        expect(await store.insertFileWithinQuota(free, null)).toBe(true);
+        const gamma = fileFixture({ project: 'gamma', bytes: 1000 });
+        expect(await store.insertFileWithinQuota(gamma, 1000)).toBe(true);
+        expect(await store.getFile(gamma.id)).toEqual(gamma);
+      });
+
+      it('insertFileWithinQuota lets exactly one of two racing inserts take the last bytes', async () => {
+        const a = fileFixture({ project: 'alpha', bytes: 600 });
+        const b = fileFixture({ project: 'alpha', bytes: 600 });
+        const results = await Promise.all([store.insertFileWithinQuota(a, 1000), store.insertFileWithinQuota(b, 1000)]);
+        expect(results.filter(Boolean)).toHaveLength(1);
+        expect((await store.projectUsage('alpha')).storedBytes).toBe(600);
+      });
+
+      it('insertBatchWithinQuota refuses past maxActiveBatches, naming the limit and writing nothing', async () => {
+        await seedBatches(2, () => ({ project: 'alpha', status: 'in_progress' }));
+        await seedBatches(3, () => ({ project: 'alpha', status: 'completed', completedAt: T0 + 1 }));
+        await seedBatches(5, () => ({ project: 'beta', status: 'in_progress' }));
+        const refused = batchFixture({ project: 'alpha' });
+        expect(await store.insertBatchWithinQuota(refused, 1, { maxActiveBatches: 2, maxQueuedRequests: null })).toBe('maxActiveBatches');
+        expect(await store.getBatch(refused.id)).toBeNull();
+        expect(await store.countBatchesByStatus('alpha')).toEqual({ in_progress: 2, completed: 3 });
+        const fits = batchFixture({ project: 'alpha' });
+        expect(await store.insertBatchWithinQuota(fits, 1, { maxActiveBatches: 3, maxQueuedRequests: null })).toBeNull();
+        expect(await store.getBatch(fits.id)).toEqual(fits);
+        const unlimited = batchFixture({ project: 'alpha' });
+        expect(await store.insertBatchWithinQuota(unlimited, 1, { maxActiveBatches: null, maxQueuedRequests: null })).toBeNull();
+        // Beta's five do not count against gamma.
+        expect(await store.insertBatchWithinQuota(batchFixture({ project: 'gamma' }), 1, { maxActiveBatches: 1, maxQueuedRequests: null })).toBeNull();
+      });
+
+      it('insertBatchWithinQuota refuses past maxQueuedRequests, naming the limit and writing nothing', async () => {
+        const input = fileFixture({ project: 'alpha', lines: 4 });
+        await store.insertFile(input);
+        await store.insertBatch(batchFixture({ project: 'alpha', status: 'in_progress', inputFileId: input.id, requestCounts: { total: 6, completed: 1, failed: 1 } }));
+        await store.insertBatch(batchFixture({ project: 'alpha', status: 'validating', inputFileId: input.id }));
+        await store.insertBatch(batchFixture({ project: 'beta', status: 'validating', inputFileId: input.id }));
+        // alpha holds 4 + 4 = 8 queued requests.
+        const refused = batchFixture({ project: 'alpha' });
+        expect(await store.insertBatchWithinQuota(refused, 3, { maxActiveBatches: null, maxQueuedRequests: 10 })).toBe('maxQueuedRequests');
+        expect(await store.getBatch(refused.id)).toBeNull();
+        expect((await store.listBatches({ limit: 10, project: 'alpha' })).data).toHaveLength(2);
+        const exact = batchFixture({ project: 'alpha' });
+        expect(await store.insertBatchWithinQuota(exact, 2, { maxActiveBatches: null, maxQueuedRequests: 10 })).toBeNull();
+        expect(await store.getBatch(exact.id)).toEqual(exact);
+        expect(await store.insertBatchWithinQuota(batchFixture({ project: 'alpha' }), 0, { maxActiveBatches: null, maxQueuedRequests: null })).toBeNull();
+      });
+    });
+
+    describe('projects: names and limits', () => {
+      it('listProjects names every project holding a file, a batch, a key or limits, once, sorted', async () => {
+        expect(await store.listProjects()).toEqual([]);
+        await store.insertFile(fileFixture({ project: 'zeta' }));
+        await store.insertFile(fileFixture({ project: 'zeta' }));
+        await store.insertBatch(batchFixture({ project: 'beta' }));
+        await store.insertApiKey(apiKeyFixture({ project: 'kappa' }));
+        await store.setProjectLimits('alpha', { maxActiveBatches: 2 });
+        await store.insertBatch(batchFixture({ project: 'zeta' }));
+        expect(await store.listProjects()).toEqual(['alpha', 'beta', 'kappa', 'zeta']);
+      });
+
+      it('getProjectLimits / setProjectLimits: unset is null, undefined keeps, null clears, 0 is kept as 0', async () => {
+        const none = { maxStoredBytes: null, maxActiveBatches: null, maxQueuedRequests: null };
+        expect(await store.getProjectLimits('alpha')).toEqual(none);
+        await store.setProjectLimits('alpha', { maxStoredBytes: 5000 });
+        expect(await store.getProjectLimits('alpha')).toEqual({ ...none, maxStoredBytes: 5000 });
+        await store.setProjectLimits('alpha', { maxActiveBatches: 3, maxQueuedRequests: 0 });
+        expect(await store.getProjectLimits('alpha')).toEqual({ maxStoredBytes: 5000, maxActiveBatches: 3, maxQueuedRequests: 0 });
+        await store.setProjectLimits('alpha', { maxStoredBytes: undefined, maxActiveBatches: null });
+        expect(await store.getProjectLimits('alpha')).toEqual({ maxStoredBytes: 5000, maxActiveBatches: null, maxQueuedRequests: 0 });
+        await store.setProjectLimits('alpha', {});
+        expect(await store.getProjectLimits('alpha')).toEqual({ maxStoredBytes: 5000, maxActiveBatches: null, maxQueuedRequests: 0 });
+        // Per project.
+        expect(await store.getProjectLimits('beta')).toEqual(none);
+        await store.setProjectLimits('beta', { maxQueuedRequests: 7 });
+        expect(await store.getProjectLimits('alpha')).toEqual({ maxStoredBytes: 5000, maxActiveBatches: null, maxQueuedRequests: 0 });
+        expect(await store.getProjectLimits('beta')).toEqual({ ...none, maxQueuedRequests: 7 });
+      });
+    });
+
+    describe('api keys', () => {
+      it('insert, find by hash (revoked or not), list oldest first, count', async () => {
+        expect(await store.countApiKeys()).toBe(0);
+        expect(await store.listApiKeys()).toEqual([]);
+        const a = apiKeyFixture({ project: 'alpha', name: 'ünïcode "label"', createdAt: T0 + 5 });
+        const b = apiKeyFixture({ project: 'ops', admin: true, createdAt: T0 });
+        await store.insertApiKey(a);
+        await store.insertApiKey(b);
+        expect(await store.findApiKeyByHash(a.hash)).toEqual(a);
+        expect(await store.findApiKeyByHash(b.hash)).toEqual(b);
+        expect(await store.findApiKeyByHash(hashApiKey('not a key'))).toBeNull();
+        expect(await store.listApiKeys()).toEqual([a, b]);
+        expect(await store.countApiKeys()).toBe(2);
+      });
+
+      it('revoke: once true, twice false, unknown false; a revoked key is still found and counted', async () => {
+        const a = apiKeyFixture();
+        const b = apiKeyFixture();
+        await store.insertApiKey(a);
+        await store.insertApiKey(b);
+        expect(await store.revokeApiKey(a.id, T0 + 10)).toBe(true);
+        expect(await store.revokeApiKey(a.id, T0 + 20)).toBe(false);
+        expect(await store.revokeApiKey('key_unknown', T0 + 20)).toBe(false);
+        expect(await store.findApiKeyByHash(a.hash)).toEqual({ ...a, revokedAt: T0 + 10 });
+        expect(await store.findApiKeyByHash(b.hash)).toEqual(b);
+        expect(await store.countApiKeys()).toBe(2);
+        expect(await store.revokeApiKey(b.id, T0 + 30)).toBe(true);
+        expect(await store.countApiKeys()).toBe(2);
+        expect((await store.listApiKeys()).map((k) => k.revokedAt)).toEqual([T0 + 10, T0 + 30]);
+      });
+
+      it('touch sets last use of that key only', async () => {
+        const a = apiKeyFixture();
+        const b = apiKeyFixture();
+        await store.insertApiKey(a);
+        await store.insertApiKey(b);
+        await store.touchApiKey(a.id, T0 + 99);
+        expect(await store.findApiKeyByHash(a.hash)).toEqual({ ...a, lastUsedAt: T0 + 99 });
+        expect(await store.findApiKeyByHash(b.hash)).toEqual(b);
+        await store.touchApiKey(a.id, T0 + 120);
+        expect((await store.findApiKeyByHash(a.hash))?.lastUsedAt).toBe(T0 + 120);
+        await expect(store.touchApiKey('key_unknown', T0)).resolves.toBeUndefined();
       });
     });
 

@@ -76,7 +76,32 @@ describe('SqliteMetaStore', () => {
       const tables = raw.prepare<[], string>("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").pluck().all();
       expect(tables).toEqual(expect.arrayContaining(['batches', 'files', 'schema_migrations']));
       const indexes = raw.prepare<[], string>("SELECT name FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL ORDER BY name").pluck().all();
-      expect(indexes).toEqual(['batches_input_file_id', 'batches_status', 'files_expires_at', 'files_purpose_seq']);
+      expect(indexes).toEqual([
+        'analytics_project_minutes_minute',
+        'batches_input_file_id',
+        'batches_project_seq',
+        'batches_status',
+        'files_expires_at',
+        'files_project_seq',
+        'files_purpose_seq',
+      ]);
+    } finally {
+      raw.close();
+    }
+  });
+
+  it('moves data from before projects into the default project (files, batches, analytics minutes)', () => {
+    const raw = new Database(':memory:');
+    try {
+      migrate(raw, MIGRATIONS.slice(0, 3));
+      raw.exec(`INSERT INTO files (id, filename, purpose, bytes, created_at, blob_key) VALUES ('file-old', 'a.jsonl', 'batch', 10, 1, 'files/file-old.jsonl')`);
+      raw.exec(`INSERT INTO batches (id, input_file_id, endpoint, completion_window, status, created_at, expires_at)
+                VALUES ('batch_old', 'file-old', '/v1/chat/completions', '24h', 'completed', 1, 2)`);
+      raw.exec('INSERT INTO analytics_minutes (minute, requests_completed) VALUES (60, 7)');
+      expect(migrate(raw)).toEqual(MIGRATIONS.slice(3).map((m) => m.version));
+      expect(raw.prepare('SELECT project, lines FROM files').get()).toEqual({ project: 'default', lines: null });
+      expect(raw.prepare('SELECT project FROM batches').pluck().get()).toBe('default');
+      expect(raw.prepare('SELECT project, minute, requests_completed FROM analytics_project_minutes').get()).toEqual({ project: 'default', minute: 60, requests_completed: 7 });
     } finally {
       raw.close();
     }

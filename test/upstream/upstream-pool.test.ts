@@ -147,14 +147,15 @@ describe('UpstreamPool', () => {
   });
 
   it('MAX_WORKERS=auto: starts each upstream at 8 and reports the sum of the healthy ones', async () => {
-    const ms = await Promise.all([0, 1].map(() => mock({ latencyMs: 5, capacity: 32 })));
+    // 40 ms: scheduling noise on a loaded runner stays small next to the latency slow start watches.
+    const ms = await Promise.all([0, 1].map(() => mock({ latencyMs: 40, capacity: 32 })));
     const p = pool(ms.map((m) => m.url), { maxWorkers: 'auto', autoMaxPerUpstream: 256 });
     expect(p.totalLimit).toBe(16);
     const seen: number[] = [];
     p.onCapacityChange((n) => seen.push(n));
     // Keep the limit busy for a while: it should grow.
     let next = 0;
-    const deadline = Date.now() + 1500;
+    const deadline = Date.now() + 2000;
     const worker = async (): Promise<void> => {
       while (Date.now() < deadline) {
         if (p.status().reduce((n, s) => n + s.in_flight, 0) >= p.totalLimit) {
@@ -165,8 +166,10 @@ describe('UpstreamPool', () => {
       }
     };
     await Promise.all(Array.from({ length: 128 }, worker));
+    // It grew while the mocks kept up. Where it ends depends on this machine's load (a busy CI
+    // runner's latency can put the knee below the start), so the final value is not asserted.
     expect(seen.length).toBeGreaterThan(0);
-    expect(p.totalLimit).toBeGreaterThan(16);
+    expect(Math.max(...seen)).toBeGreaterThan(16);
     expect(p.totalLimit).toBe(seen.at(-1));
   });
 });

@@ -93,6 +93,64 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX batches_input_file_id ON batches (input_file_id);
     `,
   },
+  {
+    version: 4,
+    name: 'projects, api keys, per-project analytics',
+    // Everything stored before keys existed belongs to the default project. `lines` is counted
+    // at upload (the queued-requests quota); files from before it stay NULL (unknown).
+    // Analytics minutes gain a project: the old table is copied under 'default' and dropped.
+    sql: `
+      ALTER TABLE files ADD COLUMN project TEXT NOT NULL DEFAULT 'default';
+      ALTER TABLE files ADD COLUMN lines INTEGER;
+      ALTER TABLE batches ADD COLUMN project TEXT NOT NULL DEFAULT 'default';
+      CREATE INDEX files_project_seq ON files (project, seq);
+      CREATE INDEX batches_project_seq ON batches (project, seq);
+
+      CREATE TABLE api_keys (
+        seq          INTEGER PRIMARY KEY AUTOINCREMENT,
+        id           TEXT    NOT NULL UNIQUE,
+        project      TEXT    NOT NULL,
+        admin        INTEGER NOT NULL DEFAULT 0,
+        name         TEXT,
+        hash         TEXT    NOT NULL UNIQUE,
+        prefix       TEXT    NOT NULL,
+        created_at   INTEGER NOT NULL,
+        revoked_at   INTEGER,
+        last_used_at INTEGER
+      );
+
+      -- NULL: the server's default (BESH_PROJECT_MAX_*); 0: no limit.
+      CREATE TABLE project_limits (
+        project             TEXT PRIMARY KEY,
+        max_stored_bytes    INTEGER,
+        max_active_batches  INTEGER,
+        max_queued_requests INTEGER
+      ) WITHOUT ROWID;
+
+      CREATE TABLE analytics_project_minutes (
+        project            TEXT    NOT NULL,
+        minute             INTEGER NOT NULL,
+        requests_completed INTEGER NOT NULL DEFAULT 0,
+        requests_failed    INTEGER NOT NULL DEFAULT 0,
+        retries            INTEGER NOT NULL DEFAULT 0,
+        latency_ms_sum     INTEGER NOT NULL DEFAULT 0,
+        input_tokens       INTEGER NOT NULL DEFAULT 0,
+        output_tokens      INTEGER NOT NULL DEFAULT 0,
+        batches_created    INTEGER NOT NULL DEFAULT 0,
+        batches_finished   INTEGER NOT NULL DEFAULT 0,
+        batch_seconds_sum  INTEGER NOT NULL DEFAULT 0,
+        uploads            INTEGER NOT NULL DEFAULT 0,
+        upload_bytes       INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (project, minute)
+      ) WITHOUT ROWID;
+      CREATE INDEX analytics_project_minutes_minute ON analytics_project_minutes (minute);
+      INSERT INTO analytics_project_minutes
+        SELECT 'default', minute, requests_completed, requests_failed, retries, latency_ms_sum, input_tokens, output_tokens,
+               batches_created, batches_finished, batch_seconds_sum, uploads, upload_bytes
+        FROM analytics_minutes;
+      DROP TABLE analytics_minutes;
+    `,
+  },
 ];
 
 /**

@@ -1,4 +1,4 @@
-import type { BatchError, BatchRecord, BatchStatus, FilePurpose, FileRecord } from '../../domain/index.js';
+import type { ApiKeyRecord, BatchError, BatchRecord, BatchStatus, FilePurpose, FileRecord } from '../../domain/index.js';
 
 /** A `files` row as better-sqlite3 returns it (integers come back as JS numbers). */
 export interface FileRow {
@@ -11,12 +11,15 @@ export interface FileRow {
   expires_at: number | null;
   blob_key: string;
   batch_id: string | null;
+  project: string;
+  lines: number | null;
 }
 
 /** A `batches` row. `metadata` and `errors` are JSON text. */
 export interface BatchRow {
   seq: number;
   id: string;
+  project: string;
   input_file_id: string;
   endpoint: string;
   completion_window: string;
@@ -61,6 +64,8 @@ export function fileToParams(f: FileRecord): FileParams {
     expires_at: f.expiresAt,
     blob_key: f.blobKey,
     batch_id: f.batchId,
+    project: f.project,
+    lines: f.lines,
   };
 }
 
@@ -75,12 +80,15 @@ export function rowToFile(r: FileRow): FileRecord {
     expiresAt: r.expires_at,
     blobKey: r.blob_key,
     batchId: r.batch_id,
+    project: r.project,
+    lines: r.lines,
   };
 }
 
 export function batchToParams(b: BatchRecord): BatchParams {
   return {
     id: b.id,
+    project: b.project,
     input_file_id: b.inputFileId,
     endpoint: b.endpoint,
     completion_window: b.completionWindow,
@@ -114,6 +122,7 @@ export function batchToParams(b: BatchRecord): BatchParams {
 export function rowToBatch(r: BatchRow): BatchRecord {
   return {
     id: r.id,
+    project: r.project,
     inputFileId: r.input_file_id,
     endpoint: r.endpoint,
     completionWindow: r.completion_window,
@@ -152,4 +161,46 @@ export function toJson(value: unknown): string | null {
 
 function fromJson<T>(text: string | null): T | null {
   return text === null ? null : (JSON.parse(text) as T);
+}
+
+/** An `api_keys` row. */
+export interface ApiKeyRow {
+  seq: number;
+  id: string;
+  project: string;
+  admin: number;
+  name: string | null;
+  hash: string;
+  prefix: string;
+  created_at: number;
+  revoked_at: number | null;
+  last_used_at: number | null;
+}
+
+export function apiKeyToParams(k: ApiKeyRecord): Omit<ApiKeyRow, 'seq'> {
+  return {
+    id: k.id,
+    project: k.project,
+    admin: k.admin ? 1 : 0,
+    name: k.name,
+    hash: k.hash,
+    prefix: k.prefix,
+    created_at: k.createdAt,
+    revoked_at: k.revokedAt,
+    last_used_at: k.lastUsedAt,
+  };
+}
+
+export function rowToApiKey(r: ApiKeyRow): ApiKeyRecord {
+  return {
+    id: r.id,
+    project: r.project,
+    admin: r.admin === 1,
+    name: r.name,
+    hash: r.hash,
+    prefix: r.prefix,
+    createdAt: r.created_at,
+    revokedAt: r.revoked_at,
+    lastUsedAt: r.last_used_at,
+  };
 }

@@ -4,6 +4,7 @@ import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 
 import {
+  type ApiKeyRecord,
   BATCH_STATUSES,
   type BatchRecord,
   type BatchStatus,
@@ -13,13 +14,28 @@ import {
   type ListBatchesQuery,
   type ListFilesQuery,
   type Page,
+  type ProjectLimits,
+  type ProjectUsage,
   type RequestCounts,
   type Usage,
 } from '../../domain/index.js';
 import type { AnalyticsMinute, BatchesPageQuery, MetaStore, TransitionFields } from '../meta-store.js';
 import { prepareAnalytics } from './analytics-statements.js';
 import { migrate } from './migrations.js';
-import { type BatchParams, type BatchRow, batchToParams, type FileParams, type FileRow, fileToParams, rowToBatch, rowToFile, toJson } from './rows.js';
+import {
+  type ApiKeyRow,
+  apiKeyToParams,
+  type BatchParams,
+  type BatchRow,
+  batchToParams,
+  type FileParams,
+  type FileRow,
+  fileToParams,
+  rowToApiKey,
+  rowToBatch,
+  rowToFile,
+  toJson,
+} from './rows.js';
 
 /** The column stamped with `at` when a batch enters each status (`validating` has none). */
 const TIMESTAMP_COLUMN: Record<BatchStatus, string | null> = {
@@ -70,9 +86,17 @@ interface TransitionParams extends CountsParams {
 interface CursorParams {
   after_seq: number;
   limit: number;
+  project: string | null;
 }
 
 type Stmt<P, R = unknown> = Database.Statement<[P], R>;
+type SeqLookup = Stmt<{ id: string; project: string | null }, number>;
+
+interface LimitRow {
+  max_stored_bytes: number | null;
+  max_active_batches: number | null;
+  max_queued_requests: number | null;
+}
 
 /**
  * MetaStore on a local SQLite file (better-sqlite3). Every method runs synchronously and returns
@@ -83,6 +107,10 @@ export class SqliteMetaStore implements MetaStore {
   readonly #s: ReturnType<typeof prepareStatements>;
   readonly #a: ReturnType<typeof prepareAnalytics>;
   readonly #transitionTx: Database.Transaction<(params: TransitionParams, files: readonly FileRecord[]) => BatchRow | null>;
+  readonly #insertFileWithinQuotaTx: Database.Transaction<(file: FileRecord, max: number | null) => boolean>;
+  readonly #insertBatchWithinQuotaTx: Database.Transaction<
+    (batch: BatchRecord, requests: number, limits: Pick<ProjectLimits, 'maxActiveBatches' | 'maxQueuedRequests'>) => 'maxActiveBatches' | 'maxQueuedRequests' | null
+  >;
 
   private constructor(db: Database.Database) {
     this.#db = db;
@@ -94,6 +122,17 @@ export class SqliteMetaStore implements MetaStore {
       if (row === undefined) return null;
       for (const f of files) s.insertFile.run(fileToParams(f));
       return row;
+    });
+    this.#insertFileWithinQuotaTx = db.transaction((file: FileRecord, max: number | null): boolean => {
+      if (max !== null && (s.storedBytes.get(file.project) ?? 0) + file.bytes > max) return false;
+      s.insertFile.run(fileToParams(file));
+      return true;
+    });
+    this.#insertBatchWithinQuotaTx = db.transaction((batch, requests, limits) => {
+      if (limits.maxActiveBatches !== null && (s.activeBatches.get(batch.project) ?? 0) + 1 > limits.maxActiveBatches) return 'maxActiveBatches';
+      if (limits.maxQueuedRequests !== null && (s.queuedRequests.get(batch.project) ?? 0) + requests > limits.maxQueuedRequests) return 'maxQueuedRequests';
+      s.insertBatch.run(batchToParams(batch));
+      return null;
     });
   }
 
@@ -122,6 +161,10 @@ export class SqliteMetaStore implements MetaStore {
     });
   }
 
+  insertFileWithinQuota(file: FileRecord, maxStoredBytes: number | null): Promise<boolean> {
+    return settle(() => this.#insertFileWithinQuotaTx.immediate(file, maxStoredBytes));
+  }
+
   getFile(id: string): Promise<FileRecord | null> {
     return settle(() => {
       const row = this.#s.getFile.get(id);
@@ -132,7 +175,7 @@ export class SqliteMetaStore implements MetaStore {
   listFiles(q: ListFilesQuery): Promise<Page<FileRecord>> {
     return settle(() => {
       const asc = q.order === 'asc';
-      const cursor = this.#cursor(this.#s.fileSeq, q.after, asc, q.limit);
+      const cursor = this.#cursor(this.#s.fileSeq, q.after, asc, q.limit, q.project);
       if (cursor === null) return { data: [], hasMore: false };
       const rows =
         q.purpose === undefined
@@ -154,8 +197,8 @@ export class SqliteMetaStore implements MetaStore {
     return settle(() => this.#s.deleteExpiredFile.run({ id, now }).changes > 0);
   }
 
-  bytesByPurpose(): Promise<Record<string, number>> {
-    return settle(() => Object.fromEntries(this.#s.bytesByPurpose.all().map((r) => [r.purpose, r.bytes])));
+  bytesByPurpose(project?: string): Promise<Record<string, number>> {
+    return settle(() => Object.fromEntries(this.#s.bytesByPurpose.all({ project: project ?? null }).map((r) => [r.purpose, r.bytes])));
   }
 
   // ── batches ────────────────────────────────────────────────────────────────────────────────
@@ -164,6 +207,14 @@ export class SqliteMetaStore implements MetaStore {
     return settle(() => {
       this.#s.insertBatch.run(batchToParams(batch));
     });
+  }
+
+  insertBatchWithinQuota(
+    batch: BatchRecord,
+    requests: number,
+    limits: Pick<ProjectLimits, 'maxActiveBatches' | 'maxQueuedRequests'>,
+  ): Promise<'maxActiveBatches' | 'maxQueuedRequests' | null> {
+    return settle(() => this.#insertBatchWithinQuotaTx.immediate(batch, requests, limits));
   }
 
   getBatch(id: string): Promise<BatchRecord | null> {
@@ -175,7 +226,7 @@ export class SqliteMetaStore implements MetaStore {
 
   listBatches(q: ListBatchesQuery): Promise<Page<BatchRecord>> {
     return settle(() => {
-      const cursor = this.#cursor(this.#s.batchSeq, q.after, false, q.limit);
+      const cursor = this.#cursor(this.#s.batchSeq, q.after, false, q.limit, q.project);
       if (cursor === null) return { data: [], hasMore: false };
       return toPage(this.#s.listBatchesDesc.all(cursor), cursor.limit - 1, rowToBatch);
     });
@@ -193,8 +244,10 @@ export class SqliteMetaStore implements MetaStore {
     return settle(() => this.#s.deleteBatch.run(id).changes > 0);
   }
 
-  countBatchesByStatus(): Promise<Partial<Record<BatchStatus, number>>> {
-    return settle(() => Object.fromEntries(this.#s.countBatchesByStatus.all().map((r) => [r.status, r.n])) as Partial<Record<BatchStatus, number>>);
+  countBatchesByStatus(project?: string): Promise<Partial<Record<BatchStatus, number>>> {
+    return settle(
+      () => Object.fromEntries(this.#s.countBatchesByStatus.all({ project: project ?? null }).map((r) => [r.status, r.n])) as Partial<Record<BatchStatus, number>>,
+    );
   }
 
   transition(
@@ -219,26 +272,101 @@ export class SqliteMetaStore implements MetaStore {
 
   listBatchesPage(q: BatchesPageQuery): Promise<{ data: BatchRecord[]; total: number }> {
     return settle(() => {
-      const params = { status: q.status ?? null, limit: Math.max(0, Math.floor(q.limit)), offset: Math.max(0, Math.floor(q.offset)) };
-      const total = this.#a.countBatches.get({ status: params.status }) ?? 0;
+      const params = {
+        status: q.status ?? null,
+        project: q.project ?? null,
+        limit: Math.max(0, Math.floor(q.limit)),
+        offset: Math.max(0, Math.floor(q.offset)),
+      };
+      const total = this.#a.countBatches.get({ status: params.status, project: params.project }) ?? 0;
       return { data: this.#a.batchesPage.all(params).map(rowToBatch), total };
     });
   }
 
-  countBatchesCreatedSince(since: number): Promise<Partial<Record<BatchStatus, number>>> {
-    return settle(() => Object.fromEntries(this.#a.countByStatus.all(since).map((r) => [r.status, r.n])) as Partial<Record<BatchStatus, number>>);
+  countBatchesCreatedSince(since: number, project?: string): Promise<Partial<Record<BatchStatus, number>>> {
+    return settle(
+      () =>
+        Object.fromEntries(this.#a.countByStatus.all({ since, project: project ?? null }).map((r) => [r.status, r.n])) as Partial<Record<BatchStatus, number>>,
+    );
   }
 
   addAnalyticsMinutes(rows: readonly AnalyticsMinute[]): Promise<void> {
     return settle(() => this.#a.addMinutes(rows));
   }
 
-  listAnalyticsMinutes(from: number, to: number): Promise<AnalyticsMinute[]> {
-    return settle(() => this.#a.listMinutes(from, to));
+  listAnalyticsMinutes(from: number, to: number, project?: string): Promise<AnalyticsMinute[]> {
+    return settle(() => this.#a.listMinutes(from, to, project));
   }
 
   pruneAnalyticsMinutes(before: number): Promise<number> {
     return settle(() => this.#a.pruneMinutes.run(before).changes);
+  }
+
+  // ── projects and keys ──────────────────────────────────────────────────────────────────────
+
+  projectUsage(project: string): Promise<ProjectUsage> {
+    return settle(() => ({
+      storedBytes: this.#s.storedBytes.get(project) ?? 0,
+      activeBatches: this.#s.activeBatches.get(project) ?? 0,
+      queuedRequests: this.#s.queuedRequests.get(project) ?? 0,
+    }));
+  }
+
+  listProjects(): Promise<string[]> {
+    return settle(() => this.#s.listProjects.all());
+  }
+
+  getProjectLimits(project: string): Promise<ProjectLimits> {
+    return settle(() => {
+      const r = this.#s.getLimits.get(project);
+      return { maxStoredBytes: r?.max_stored_bytes ?? null, maxActiveBatches: r?.max_active_batches ?? null, maxQueuedRequests: r?.max_queued_requests ?? null };
+    });
+  }
+
+  setProjectLimits(project: string, limits: Partial<ProjectLimits>): Promise<void> {
+    return settle(() => {
+      const flag = (v: unknown): number => (v === undefined ? 0 : 1);
+      this.#s.setLimits.run({
+        project,
+        set_bytes: flag(limits.maxStoredBytes),
+        max_stored_bytes: limits.maxStoredBytes ?? null,
+        set_active: flag(limits.maxActiveBatches),
+        max_active_batches: limits.maxActiveBatches ?? null,
+        set_queued: flag(limits.maxQueuedRequests),
+        max_queued_requests: limits.maxQueuedRequests ?? null,
+      });
+    });
+  }
+
+  insertApiKey(key: ApiKeyRecord): Promise<void> {
+    return settle(() => {
+      this.#s.insertKey.run(apiKeyToParams(key));
+    });
+  }
+
+  findApiKeyByHash(hash: string): Promise<ApiKeyRecord | null> {
+    return settle(() => {
+      const row = this.#s.keyByHash.get(hash);
+      return row === undefined ? null : rowToApiKey(row);
+    });
+  }
+
+  listApiKeys(): Promise<ApiKeyRecord[]> {
+    return settle(() => this.#s.listKeys.all().map(rowToApiKey));
+  }
+
+  revokeApiKey(id: string, at: number): Promise<boolean> {
+    return settle(() => this.#s.revokeKey.run({ id, at }).changes > 0);
+  }
+
+  countApiKeys(): Promise<number> {
+    return settle(() => this.#s.countKeys.get() ?? 0);
+  }
+
+  touchApiKey(id: string, at: number): Promise<void> {
+    return settle(() => {
+      this.#s.touchKey.run({ id, at });
+    });
   }
 
   close(): Promise<void> {
@@ -251,11 +379,13 @@ export class SqliteMetaStore implements MetaStore {
    * Resolves a list cursor: the `seq` bound to start after, and the row count to fetch (one more
    * than the page so `hasMore` is exact). Null when `after` names no row: the page is empty.
    */
-  #cursor(seqOf: Stmt<string, number>, after: string | undefined, asc: boolean, limit: number): CursorParams | null {
+  #cursor(seqOf: SeqLookup, after: string | undefined, asc: boolean, limit: number, project: string | undefined): CursorParams | null {
     const pageSize = Math.max(0, Math.floor(limit));
-    if (after === undefined) return { after_seq: asc ? 0 : SEQ_TOP, limit: pageSize + 1 };
-    const seq = seqOf.get(after);
-    return seq === undefined ? null : { after_seq: seq, limit: pageSize + 1 };
+    const p = project ?? null;
+    if (after === undefined) return { after_seq: asc ? 0 : SEQ_TOP, limit: pageSize + 1, project: p };
+    // A cursor naming another project's object is as unknown as a missing one.
+    const seq = seqOf.get({ id: after, project: p });
+    return seq === undefined ? null : { after_seq: seq, limit: pageSize + 1, project: p };
   }
 }
 
@@ -277,21 +407,22 @@ function prepareStatements(db: Database.Database) {
     'total_tokens',
   ];
   const isCount = (c: keyof CountsParams): boolean => c.startsWith('request_');
+  const inProject = '(@project IS NULL OR project = @project)';
 
   return {
     insertFile: db.prepare<FileParams>(
-      `INSERT INTO files (id, filename, purpose, bytes, created_at, expires_at, blob_key, batch_id)
-       VALUES (@id, @filename, @purpose, @bytes, @created_at, @expires_at, @blob_key, @batch_id)`,
+      `INSERT INTO files (id, filename, purpose, bytes, created_at, expires_at, blob_key, batch_id, project, lines)
+       VALUES (@id, @filename, @purpose, @bytes, @created_at, @expires_at, @blob_key, @batch_id, @project, @lines)`,
     ),
     getFile: db.prepare<[string], FileRow>('SELECT * FROM files WHERE id = ?'),
-    fileSeq: db.prepare<[string], number>('SELECT seq FROM files WHERE id = ?').pluck(),
-    listFilesAsc: db.prepare<CursorParams, FileRow>('SELECT * FROM files WHERE seq > @after_seq ORDER BY seq ASC LIMIT @limit'),
-    listFilesDesc: db.prepare<CursorParams, FileRow>('SELECT * FROM files WHERE seq < @after_seq ORDER BY seq DESC LIMIT @limit'),
+    fileSeq: db.prepare<{ id: string; project: string | null }, number>(`SELECT seq FROM files WHERE id = @id AND ${inProject}`).pluck(),
+    listFilesAsc: db.prepare<CursorParams, FileRow>(`SELECT * FROM files WHERE seq > @after_seq AND ${inProject} ORDER BY seq ASC LIMIT @limit`),
+    listFilesDesc: db.prepare<CursorParams, FileRow>(`SELECT * FROM files WHERE seq < @after_seq AND ${inProject} ORDER BY seq DESC LIMIT @limit`),
     listFilesByPurposeAsc: db.prepare<CursorParams & { purpose: string }, FileRow>(
-      'SELECT * FROM files WHERE purpose = @purpose AND seq > @after_seq ORDER BY seq ASC LIMIT @limit',
+      `SELECT * FROM files WHERE purpose = @purpose AND seq > @after_seq AND ${inProject} ORDER BY seq ASC LIMIT @limit`,
     ),
     listFilesByPurposeDesc: db.prepare<CursorParams & { purpose: string }, FileRow>(
-      'SELECT * FROM files WHERE purpose = @purpose AND seq < @after_seq ORDER BY seq DESC LIMIT @limit',
+      `SELECT * FROM files WHERE purpose = @purpose AND seq < @after_seq AND ${inProject} ORDER BY seq DESC LIMIT @limit`,
     ),
     deleteFile: db.prepare<[string]>('DELETE FROM files WHERE id = ?'),
     listExpiredFiles: db.prepare<{ now: number; limit: number }, FileRow>(
@@ -305,17 +436,19 @@ function prepareStatements(db: Database.Database) {
        WHERE id = @id AND expires_at IS NOT NULL AND expires_at <= @now
          AND NOT EXISTS (SELECT 1 FROM batches b WHERE b.input_file_id = files.id AND b.${unfinished})`,
     ),
-    bytesByPurpose: db.prepare<[], { purpose: string; bytes: number }>('SELECT purpose, COALESCE(SUM(bytes), 0) AS bytes FROM files GROUP BY purpose'),
+    bytesByPurpose: db.prepare<{ project: string | null }, { purpose: string; bytes: number }>(
+      `SELECT purpose, COALESCE(SUM(bytes), 0) AS bytes FROM files WHERE ${inProject} GROUP BY purpose`,
+    ),
 
     insertBatch: db.prepare<BatchParams>(
       `INSERT INTO batches (
-         id, input_file_id, endpoint, completion_window, status, model, metadata, errors,
+         id, project, input_file_id, endpoint, completion_window, status, model, metadata, errors,
          output_file_id, error_file_id, created_at, in_progress_at, expires_at, finalizing_at,
          completed_at, failed_at, expired_at, cancelling_at, cancelled_at,
          request_total, request_completed, request_failed,
          input_tokens, cached_tokens, output_tokens, reasoning_tokens, total_tokens, output_expires_after
        ) VALUES (
-         @id, @input_file_id, @endpoint, @completion_window, @status, @model, @metadata, @errors,
+         @id, @project, @input_file_id, @endpoint, @completion_window, @status, @model, @metadata, @errors,
          @output_file_id, @error_file_id, @created_at, @in_progress_at, @expires_at, @finalizing_at,
          @completed_at, @failed_at, @expired_at, @cancelling_at, @cancelled_at,
          @request_total, @request_completed, @request_failed,
@@ -323,12 +456,59 @@ function prepareStatements(db: Database.Database) {
        )`,
     ),
     getBatch: db.prepare<[string], BatchRow>('SELECT * FROM batches WHERE id = ?'),
-    batchSeq: db.prepare<[string], number>('SELECT seq FROM batches WHERE id = ?').pluck(),
-    listBatchesDesc: db.prepare<CursorParams, BatchRow>('SELECT * FROM batches WHERE seq < @after_seq ORDER BY seq DESC LIMIT @limit'),
+    batchSeq: db.prepare<{ id: string; project: string | null }, number>(`SELECT seq FROM batches WHERE id = @id AND ${inProject}`).pluck(),
+    listBatchesDesc: db.prepare<CursorParams, BatchRow>(`SELECT * FROM batches WHERE seq < @after_seq AND ${inProject} ORDER BY seq DESC LIMIT @limit`),
     listUnfinished: db.prepare<[], BatchRow>(`SELECT * FROM batches WHERE ${unfinished} ORDER BY seq ASC`),
     isInputOfUnfinished: db.prepare<[string], number>(`SELECT 1 FROM batches WHERE ${unfinished} AND input_file_id = ? LIMIT 1`).pluck(),
     deleteBatch: db.prepare<[string]>('DELETE FROM batches WHERE id = ?'),
-    countBatchesByStatus: db.prepare<[], { status: string; n: number }>('SELECT status, COUNT(*) AS n FROM batches GROUP BY status'),
+    countBatchesByStatus: db.prepare<{ project: string | null }, { status: string; n: number }>(
+      `SELECT status, COUNT(*) AS n FROM batches WHERE ${inProject} GROUP BY status`,
+    ),
+
+    // Quotas and projects.
+    storedBytes: db.prepare<[string], number>('SELECT COALESCE(SUM(bytes), 0) FROM files WHERE project = ?').pluck(),
+    activeBatches: db.prepare<[string], number>(`SELECT COUNT(*) FROM batches WHERE project = ? AND ${unfinished}`).pluck(),
+    // Unanswered requests: a running batch's remaining count; a batch still validating, its file's lines.
+    queuedRequests: db
+      .prepare<[string], number>(
+        `SELECT COALESCE(SUM(CASE WHEN b.request_total > 0 THEN b.request_total - b.request_completed - b.request_failed ELSE COALESCE(f.lines, 0) END), 0)
+         FROM batches b LEFT JOIN files f ON f.id = b.input_file_id
+         WHERE b.project = ? AND b.status IN ('validating', 'in_progress')`,
+      )
+      .pluck(),
+    listProjects: db
+      .prepare<[], string>(
+        `SELECT project FROM files UNION SELECT project FROM batches UNION SELECT project FROM api_keys
+         UNION SELECT project FROM project_limits ORDER BY 1`,
+      )
+      .pluck(),
+    getLimits: db.prepare<[string], LimitRow>('SELECT max_stored_bytes, max_active_batches, max_queued_requests FROM project_limits WHERE project = ?'),
+    setLimits: db.prepare<{
+      project: string;
+      set_bytes: number;
+      max_stored_bytes: number | null;
+      set_active: number;
+      max_active_batches: number | null;
+      set_queued: number;
+      max_queued_requests: number | null;
+    }>(
+      `INSERT INTO project_limits (project, max_stored_bytes, max_active_batches, max_queued_requests)
+       VALUES (@project, CASE WHEN @set_bytes THEN @max_stored_bytes END, CASE WHEN @set_active THEN @max_active_batches END,
+               CASE WHEN @set_queued THEN @max_queued_requests END)
+       ON CONFLICT (project) DO UPDATE SET
+         max_stored_bytes = CASE WHEN @set_bytes THEN @max_stored_bytes ELSE max_stored_bytes END,
+         max_active_batches = CASE WHEN @set_active THEN @max_active_batches ELSE max_active_batches END,
+         max_queued_requests = CASE WHEN @set_queued THEN @max_queued_requests ELSE max_queued_requests END`,
+    ),
+    insertKey: db.prepare<Omit<ApiKeyRow, 'seq'>>(
+      `INSERT INTO api_keys (id, project, admin, name, hash, prefix, created_at, revoked_at, last_used_at)
+       VALUES (@id, @project, @admin, @name, @hash, @prefix, @created_at, @revoked_at, @last_used_at)`,
+    ),
+    keyByHash: db.prepare<[string], ApiKeyRow>('SELECT * FROM api_keys WHERE hash = ?'),
+    listKeys: db.prepare<[], ApiKeyRow>('SELECT * FROM api_keys ORDER BY seq ASC'),
+    revokeKey: db.prepare<{ id: string; at: number }>('UPDATE api_keys SET revoked_at = @at WHERE id = @id AND revoked_at IS NULL'),
+    countKeys: db.prepare<[], number>('SELECT COUNT(*) FROM api_keys').pluck(),
+    touchKey: db.prepare<{ id: string; at: number }>('UPDATE api_keys SET last_used_at = @at WHERE id = @id'),
 
     // One compare-and-set UPDATE for every transition: which columns change is decided by the
     // bound flags, so the statement is prepared once.

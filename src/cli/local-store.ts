@@ -1,0 +1,26 @@
+import { join, resolve } from 'node:path';
+
+import type { SqliteMetaStore } from '../store/sqlite/sqlite-meta-store.js';
+import { loadDotEnv } from './env.js';
+
+export interface LocalStoreOptions {
+  dataDir?: string;
+}
+
+/**
+ * The store of the BESH on this machine (`--data-dir`, else BESH_DATA_DIR from the environment or
+ * ./.env, else ./data), opened directly: keys and limits are an operator's business, done where
+ * the data lives (`docker compose exec besh besh keys create …`), and must work before any key exists.
+ * A running server sees the changes at once (SQLite in WAL mode; it reads keys per request).
+ */
+export async function withLocalStore<T>(opts: LocalStoreOptions, fn: (store: SqliteMetaStore, dataDir: string) => Promise<T>): Promise<T> {
+  loadDotEnv();
+  const dataDir = resolve(opts.dataDir ?? process.env.BESH_DATA_DIR ?? './data');
+  const { SqliteMetaStore } = await import('../store/sqlite/sqlite-meta-store.js');
+  const store = SqliteMetaStore.open(join(dataDir, 'besh.sqlite'));
+  try {
+    return await fn(store, dataDir);
+  } finally {
+    await store.close();
+  }
+}
