@@ -11,17 +11,9 @@ import {
   PROJECT_NAME_RULE,
 } from '../domain/index.js';
 import { formatTime, printJson, table } from './client/format.js';
-import { withLocalStore } from './local-store.js';
+import { type LocalStoreOptions as StoreOptions, usageFailure, withLocalStore, withLocalStoreOptions as withStoreOptions } from './local-store.js';
 
-interface StoreOptions {
-  dataDir?: string;
-  json?: boolean;
-}
-
-const fail = (message: string): never => {
-  process.stderr.write(`besh keys: ${message}\n`);
-  process.exit(2);
-};
+const fail = usageFailure('keys');
 
 const view = (k: ApiKeyRecord) => ({
   id: k.id,
@@ -33,11 +25,6 @@ const view = (k: ApiKeyRecord) => ({
   last_used_at: k.lastUsedAt,
   revoked_at: k.revokedAt,
 });
-
-const withStoreOptions = (cmd: Command): Command =>
-  cmd
-    .option('--data-dir <dir>', 'the BESH data directory (BESH_DATA_DIR, default ./data)')
-    .option('--json', 'print JSON instead of text');
 
 /** `besh keys create|list|revoke`: API keys, managed where BESH keeps its data. */
 export function keysCommand(): Command {

@@ -1,11 +1,26 @@
 import { join, resolve } from 'node:path';
 
+import type { Command } from 'commander';
+
 import type { SqliteMetaStore } from '../store/sqlite/sqlite-meta-store.js';
 import { loadDotEnv } from './env.js';
 
 export interface LocalStoreOptions {
   dataDir?: string;
+  json?: boolean;
 }
+
+/** The options every data-directory command takes. */
+export const withLocalStoreOptions = (cmd: Command): Command =>
+  cmd.option('--data-dir <dir>', 'the BESH data directory (BESH_DATA_DIR, default ./data)').option('--json', 'print JSON instead of text');
+
+/** Usage errors of the operator commands: a message on stderr, exit code 2. */
+export const usageFailure =
+  (command: string) =>
+  (message: string): never => {
+    process.stderr.write(`besh ${command}: ${message}\n`);
+    process.exit(2);
+  };
 
 /**
  * The store of the BESH on this machine (`--data-dir`, else BESH_DATA_DIR from the environment or

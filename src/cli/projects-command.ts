@@ -2,17 +2,9 @@ import { Command } from 'commander';
 
 import { isValidProjectName, PROJECT_NAME_RULE, type ProjectLimits } from '../domain/index.js';
 import { formatBytes, printJson, table } from './client/format.js';
-import { withLocalStore } from './local-store.js';
+import { type LocalStoreOptions as StoreOptions, usageFailure, withLocalStore, withLocalStoreOptions as withStore } from './local-store.js';
 
-interface StoreOptions {
-  dataDir?: string;
-  json?: boolean;
-}
-
-const fail = (message: string): never => {
-  process.stderr.write(`besh projects: ${message}\n`);
-  process.exit(2);
-};
+const fail = usageFailure('projects');
 
 const SIZE_UNITS: Record<string, number> = { '': 1, b: 1, kb: 1e3, mb: 1e6, gb: 1e9, tb: 1e12, kib: 2 ** 10, mib: 2 ** 20, gib: 2 ** 30, tib: 2 ** 40 };
 
@@ -40,8 +32,6 @@ const own = (v: number | null, bytes = false): string => (v === null ? 'default'
 /** `besh projects list|limits`: what each project holds, and its limits. */
 export function projectsCommand(): Command {
   const projects = new Command('projects').description("Projects' usage and limits (stored bytes, unfinished batches, queued requests)");
-  const withStore = (cmd: Command): Command =>
-    cmd.option('--data-dir <dir>', 'the BESH data directory (BESH_DATA_DIR, default ./data)').option('--json', 'print JSON instead of text');
 
   projects.addCommand(
     withStore(new Command('list').description('Every project with its usage and its own limits')).action(async (opts: StoreOptions) => {
