@@ -83,7 +83,7 @@ export async function buildApp(deps: AppDeps, logger: FastifyServerOptions['logg
   staticWeb(app, deps.webDir);
   const dashboard = wireAnalytics(app, deps);
   analyticsRoutes(app, deps, dashboard); // before batchesRoutes: /v1/batches/dashboard is not a batch id
-  eventsRoute(app, deps, dashboard);
+  eventsRoute(app, deps, dashboard, authority);
 
   const metrics = deps.metrics ?? createMetrics(deps);
   healthRoutes(app, deps);

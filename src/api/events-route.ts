@@ -4,11 +4,14 @@ import type { FastifyInstance } from 'fastify';
 
 import type { DashboardState } from './analytics-wiring.js';
 import type { AppDeps } from './app-deps.js';
+import type { KeyAuthority } from './auth.js';
 import { dashboardBatch, engineView } from './dashboard-view.js';
 import { listScope } from './tenancy.js';
 
 const TICK_MS = 1000;
 const HEARTBEAT_MS = 15_000;
+/** A stream outlives many requests: its key is checked again this often (a revoked key ends it). */
+const RECHECK_KEY_TICKS = 5;
 
 /**
  * `GET /v1/events`: server-sent events for the dashboard.
@@ -19,7 +22,7 @@ const HEARTBEAT_MS = 15_000;
  * A comment line every 15 s keeps proxies from closing an idle stream. Listeners are removed
  * when the client goes away; the streams are ended when the app closes.
  */
-export function eventsRoute(app: FastifyInstance, deps: AppDeps, state: DashboardState): void {
+export function eventsRoute(app: FastifyInstance, deps: AppDeps, state: DashboardState, authority: KeyAuthority): void {
   const { engine } = deps;
   const streams = new Set<ServerResponse>();
   app.addHook('preClose', async () => {
@@ -65,7 +68,9 @@ export function eventsRoute(app: FastifyInstance, deps: AppDeps, state: Dashboar
     ev.on('batch:deleted', onDeleted);
     ev.on('batch:progress', onProgress);
 
+    let ticks = 0;
     const tick = setInterval(() => {
+      if (++ticks % RECHECK_KEY_TICKS === 0) void authority.authenticate(req.headers.authorization).catch(() => res.end());
       for (const [id, p] of progressed) {
         const done = p.counts.completed + p.counts.failed;
         const rate = state.rates.rate(id, done, p.counts.total);

@@ -87,6 +87,20 @@ describe.skipIf(!haveChromium)('dashboard in Chromium', () => {
     expect(consoleErrors).toEqual([]);
   });
 
+  it('warns that BESH runs without API keys and asks for none', async () => {
+    // This server has no key: open mode, where the page must say so and never lock anyone out.
+    expect(await page.locator('#open-banner').isVisible()).toBe(true);
+    expect(await page.locator('#open-banner').innerText()).toMatch(/runs without API keys: anyone who can reach this port can read, cancel and delete every batch.*besh keys create/s);
+    expect(await page.locator('#login').isVisible()).toBe(false);
+    expect(await page.locator('#who').innerText()).toMatch(/open mode/);
+    expect(await page.locator('#signout').isVisible()).toBe(false);
+    // Open mode acts as an admin: the project filter is there, viewing all projects with a Project column.
+    expect(await page.locator('#project-filter').isVisible()).toBe(true);
+    await expect.poll(() => page.locator('#project option').allInnerTexts()).toEqual(['All projects', 'default']);
+    expect(await page.locator('#th-project').isVisible()).toBe(true);
+    expect(await page.locator('#rows tr[data-id] td.project').first().innerText()).toBe('default');
+  });
+
   it("moves a running batch's progress bar to 100 % without a reload", async () => {
     await page.evaluate(() => ((globalThis as any).__noReload = true));
     const id = await createBatch(40, 'live');

@@ -147,7 +147,7 @@ export const randomBatchId = (): string => newBatchId();
  * Reads `/v1/events` (server-sent events) with `key` until `stop()` is called; `ready` resolves
  * once the stream's head has arrived (so events sent from then on are seen).
  */
-export function openEvents(besh: BeshProcess, key: string, query = ''): { ready: Promise<number>; stop(): Promise<string> } {
+export function openEvents(besh: BeshProcess, key: string, query = ''): { ready: Promise<number>; ended: Promise<void>; stop(): Promise<string> } {
   const ctl = new AbortController();
   let text = '';
   let resolveReady!: (status: number) => void;
@@ -166,6 +166,8 @@ export function openEvents(besh: BeshProcess, key: string, query = ''): { ready:
   })();
   return {
     ready,
+    /** Settles when the stream ends (the server closed it, or stop()). */
+    ended: done,
     stop: async () => {
       ctl.abort();
       await done;

@@ -602,8 +602,14 @@ describe('tenancy: two projects, project keys and an admin key', () => {
     const before = await get('/v1/me', alpha2.key);
     expect(before.status, before.text).toBe(200);
     expect(before.body.key_id).toBe(alpha2.id);
+    const stream = openEvents(besh, alpha2.key);
+    expect(await stream.ready).toBe(200);
     const r = await revokeKey(dir.path, alpha2.id);
     expect(r.code, r.stderr).toBe(0);
+    // An open event stream is checked again every few seconds: the server ends it.
+    const ended = await Promise.race([stream.ended.then(() => true), sleep(10_000).then(() => false)]);
+    await stream.stop();
+    expect(ended).toBe(true);
     for (const path of ['/v1/me', '/v1/files', `/v1/files/${t.alpha.input}`, '/v1/batches']) {
       const after = await get(path, alpha2.key);
       expectError(after, 401, 'authentication_error', 'invalid_api_key', `revoked key on ${path}`);

@@ -33,6 +33,8 @@ export interface DashBatch {
   elapsed_seconds: number;
   input_tokens: number;
   output_tokens: number;
+  /** The project the batch belongs to (servers before keys did not send it). */
+  project?: string;
 }
 
 export interface Progress {
@@ -53,7 +55,11 @@ export interface EngineView {
   max_workers: number;
   utilisation: number;
   active_batches: number;
-  queue: Array<{ id: string; position: number }>;
+  queue: Array<{ id: string; position: number; project?: string }>;
+  /** Present when the view is scoped to one project. */
+  project?: string;
+  project_in_flight?: number;
+  project_active_batches?: number;
 }
 
 export interface Summary {
@@ -88,36 +94,183 @@ export interface Series<T> {
 export type Live = Series<{ requests_per_second: number; tokens_per_second: number; requests_failed: number }> & { engine: EngineView };
 export type Timeline = Series<{ batches_created: number; requests_completed: number; requests_failed: number; uploads: number; upload_bytes: number }>;
 
+
+export interface Principal {
+  object: 'principal';
+  auth: 'open' | 'keys';
+  project: string;
+  admin: boolean;
+  key_id: string | null;
+}
+
+export interface ProjectView {
+  name: string;
+  stored_bytes: number;
+  active_batches: number;
+  queued_requests: number;
+  running_batches: number;
+  in_flight: number;
+  limits: { max_stored_bytes: number | null; max_active_batches: number | null; max_queued_requests: number | null };
+}
+
+// ---- The API key -----------------------------------------------------------------------------
+// Kept in memory and in localStorage under one name. It only ever travels in the Authorization
+// header: never in a URL, the page's text or a log line.
+
+export const KEY_STORAGE = 'besh.apiKey';
+let apiKey: string | null = readStoredKey();
+
+function readStoredKey(): string | null {
+  try {
+    return localStorage.getItem(KEY_STORAGE);
+  } catch {
+    return null; // storage disabled: the key lives in memory for this page only
+  }
+}
+
+export const hasKey = (): boolean => apiKey !== null;
+
+/** Uses a key for the next calls; `remember` also keeps it in this browser. */
+export function useKey(key: string, remember: boolean): void {
+  apiKey = key;
+  if (!remember) return;
+  try {
+    localStorage.setItem(KEY_STORAGE, key);
+  } catch {
+    /* storage disabled */
+  }
+}
+
+/** Drops the key from memory and from this browser. */
+export function forgetKey(): void {
+  apiKey = null;
+  try {
+    localStorage.removeItem(KEY_STORAGE);
+  } catch {
+    /* storage disabled */
+  }
+}
+
+/** Another tab of this browser used or forgot a key: take it over. True when the key changed. */
+export function syncStoredKey(): boolean {
+  const stored = readStoredKey();
+  if (stored === apiKey) return false;
+  apiKey = stored;
+  return true;
+}
+
+/** A key a header can carry (printable ASCII, no spaces). */
+export const wellFormedKey = (key: string): boolean => /^[\x21-\x7e]{1,512}$/.test(key);
+
+function authHeaders(): Record<string, string> {
+  return apiKey === null ? {} : { authorization: `Bearer ${apiKey}` };
+}
+
+/** A 401: no key, a wrong key or a revoked one. `message` is the server's (it never echoes the key). */
+export class AuthError extends Error {
+  constructor(
+    message: string,
+    readonly code: string,
+  ) {
+    super(message);
+    this.name = 'AuthError';
+  }
+}
+
+let unauthorized: (err: AuthError) => void = () => undefined;
+/** Called on every 401 (the page shows the key form). */
+export const onUnauthorized = (handler: (err: AuthError) => void): void => {
+  unauthorized = handler;
+};
+
+interface ErrorBody {
+  error?: { message?: string; code?: string | null };
+}
+
+async function authError(r: Response): Promise<AuthError> {
+  const body = (await r.json().catch(() => null)) as ErrorBody | null;
+  return new AuthError(body?.error?.message ?? 'This BESH needs an API key.', body?.error?.code ?? 'invalid_api_key');
+}
+
+/** fetch() with the key. Every call of the page goes through here (or sets the header itself). */
+export async function apiFetch(path: string, init: RequestInit = {}): Promise<Response> {
+  const headers = new Headers(init.headers);
+  for (const [k, v] of Object.entries(authHeaders())) headers.set(k, v);
+  const r = await fetch(path, { ...init, headers });
+  if (r.status === 401) {
+    const err = await authError(r);
+    unauthorized(err);
+    throw err;
+  }
+  return r;
+}
+
 async function call<T>(path: string, init?: RequestInit): Promise<T> {
-  const r = await fetch(path, init);
-  const body = (await r.json().catch(() => null)) as (T & { error?: { message?: string } }) | null;
+  const r = await apiFetch(path, init);
+  const body = (await r.json().catch(() => null)) as (T & ErrorBody) | null;
   if (!r.ok) throw new Error(body?.error?.message ?? `${r.status} ${r.statusText}`);
   return body as T;
 }
 
+/**
+ * Who the key is. Unlike other calls a 401 here only throws (the key form handles it), so a
+ * wrong key typed into the form is not treated as a lost session.
+ */
+export async function getMe(): Promise<Principal> {
+  const r = await fetch('/v1/me', { headers: authHeaders(), cache: 'no-store' });
+  if (r.status === 401) throw await authError(r);
+  const body = (await r.json().catch(() => null)) as (Principal & ErrorBody) | null;
+  if (!r.ok || body === null) throw new Error(body?.error?.message ?? `${r.status} ${r.statusText}`);
+  return body;
+}
+
+// ---- The project in view ---------------------------------------------------------------------
+
+let viewProject = '';
+/** Admins: '' for all projects, or one project's name (added as ?project= to the views). */
+export const setViewProject = (name: string): void => {
+  viewProject = name;
+};
+
+/** A dashboard, analytics, status or events path scoped to the project in view. */
+export function scoped(path: string): string {
+  if (viewProject === '') return path;
+  return `${path}${path.includes('?') ? '&' : '?'}project=${encodeURIComponent(viewProject)}`;
+}
+
+// ---- Calls -----------------------------------------------------------------------------------
+
 export const getJson = <T>(path: string): Promise<T> => call<T>(path);
+export const getProjects = async (): Promise<ProjectView[]> => (await call<{ data: ProjectView[] }>('/v1/projects')).data;
 export const cancelBatch = (id: string): Promise<DashBatch> => call(`/v1/batches/${encodeURIComponent(id)}/cancel`, { method: 'POST' });
 export const deleteBatch = (id: string): Promise<unknown> => call(`/v1/batches/${encodeURIComponent(id)}`, { method: 'DELETE' });
 export const createBatch = (inputFileId: string, endpoint: string, window: string): Promise<DashBatch> =>
   call('/v1/batches', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ input_file_id: inputFileId, endpoint, completion_window: window }) });
 
-/** POST /v1/files with XMLHttpRequest so the upload reports progress. */
-export function uploadFile(file: File, onProgress: (fraction: number) => void): Promise<{ id: string; bytes: number }> {
+/**
+ * POST /v1/files with XMLHttpRequest so the upload reports progress. `project` (admins) puts the
+ * file — and so the batch made from it — in that project (`OpenAI-Project`).
+ */
+export function uploadFile(file: File, project: string | null, onProgress: (fraction: number) => void): Promise<{ id: string; bytes: number }> {
   return new Promise((resolve, reject) => {
     const xhr = new XMLHttpRequest();
     xhr.open('POST', '/v1/files');
+    for (const [k, v] of Object.entries(authHeaders())) xhr.setRequestHeader(k, v);
+    if (project !== null) xhr.setRequestHeader('OpenAI-Project', project);
     xhr.upload.addEventListener('progress', (e) => {
       if (e.lengthComputable) onProgress(e.loaded / e.total);
     });
     xhr.addEventListener('load', () => {
-      let body: { id?: string; bytes?: number; error?: { message?: string } } = {};
+      let body: { id?: string; bytes?: number; error?: { message?: string; code?: string } } = {};
       try {
         body = JSON.parse(xhr.responseText) as typeof body;
       } catch {
         /* not JSON */
       }
-      if (xhr.status === 200 && body.id) resolve({ id: body.id, bytes: body.bytes ?? 0 });
-      else reject(new Error(body.error?.message ?? `upload failed (${xhr.status})`));
+      if (xhr.status === 200 && body.id) return resolve({ id: body.id, bytes: body.bytes ?? 0 });
+      const err = xhr.status === 401 ? new AuthError(body.error?.message ?? 'This BESH needs an API key.', body.error?.code ?? 'invalid_api_key') : null;
+      if (err) unauthorized(err);
+      reject(err ?? new Error(body.error?.message ?? `upload failed (${xhr.status})`));
     });
     xhr.addEventListener('error', () => reject(new Error('upload failed: network error')));
     const form = new FormData();
@@ -127,9 +280,44 @@ export function uploadFile(file: File, onProgress: (fraction: number) => void): 
   });
 }
 
+/**
+ * Downloads a file's content with the key (a plain link cannot send it) and saves it under
+ * `name` through a Blob object URL. The whole file passes through the page's memory: for very
+ * large outputs the CLI or an SDK is the better tool.
+ */
+export async function downloadFile(fileId: string, name: string, onProgress?: (loaded: number, total: number | null) => void): Promise<void> {
+  const r = await apiFetch(`/v1/files/${encodeURIComponent(fileId)}/content`, { cache: 'no-store' });
+  if (!r.ok || !r.body) {
+    const body = (await r.json().catch(() => null)) as ErrorBody | null;
+    throw new Error(body?.error?.message ?? `download failed (${r.status})`);
+  }
+  const length = Number(r.headers.get('content-length'));
+  const total = Number.isFinite(length) && length > 0 ? length : null;
+  const reader = r.body.getReader();
+  const parts: Uint8Array[] = [];
+  let loaded = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    parts.push(value);
+    loaded += value.byteLength;
+    onProgress?.(loaded, total);
+  }
+  const url = URL.createObjectURL(new Blob(parts as BlobPart[], { type: r.headers.get('content-type') ?? 'application/octet-stream' }));
+  const a = document.createElement('a');
+  a.href = url;
+  a.download = name;
+  a.hidden = true;
+  document.body.append(a);
+  a.click();
+  a.remove();
+  // Revoked later, not at once: the browser may still be reading it for the download.
+  setTimeout(() => URL.revokeObjectURL(url), 60_000);
+}
+
 /** The first lines of a file's content (errors in the detail view). */
 export async function firstLines(fileId: string, n: number): Promise<string[]> {
-  const r = await fetch(`/v1/files/${encodeURIComponent(fileId)}/content`);
+  const r = await apiFetch(`/v1/files/${encodeURIComponent(fileId)}/content`);
   if (!r.ok || !r.body) return [];
   const reader = r.body.pipeThrough(new TextDecoderStream()).getReader();
   let text = '';

@@ -12,9 +12,11 @@ interface ChartSpec {
 export class Chart {
   readonly #plot: uPlot;
   readonly #el: HTMLElement;
+  readonly #series: number;
 
   constructor(spec: ChartSpec) {
     this.#el = spec.el;
+    this.#series = spec.series.length;
     const bars = spec.bars ? uPlot.paths.bars?.({ size: [0.8, 40] }) : undefined;
     const opts: uPlot.Options = {
       width: this.#width(),
@@ -35,6 +37,11 @@ export class Chart {
   /** x: unix seconds; ys: one array per series. Labels follow the chosen time zone. */
   set(x: number[], ys: number[][]): void {
     this.#plot.setData([x, ...ys]);
+  }
+
+  /** Empties the chart (signed out: no data stays on the page). */
+  clear(): void {
+    this.#plot.setData([[], ...Array.from({ length: this.#series }, () => [])]);
   }
 
   /** Redraws (e.g. after the time zone changed). */

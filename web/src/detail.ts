@@ -1,4 +1,4 @@
-import { type DashBatch, firstLines, getJson } from './api.js';
+import { AuthError, type DashBatch, firstLines, getJson } from './api.js';
 import { byId, h } from './dom.js';
 import { dateTime, duration, num } from './format.js';
 
@@ -55,8 +55,10 @@ export async function showDetail(id: string): Promise<void> {
       const lines = await firstLines(b.error_file_id, 10);
       parts.push(h('h3', {}, 'First errors'), h('pre', { class: 'error-lines' }, lines.join('\n') || '(empty)'));
     }
-    body.replaceChildren(...parts);
+    // Closed meanwhile (or signed out): nothing to show.
+    if (dialog.open && byId('detail-title').textContent === id) body.replaceChildren(...parts);
   } catch (err) {
-    body.replaceChildren(h('p', { class: 'msg err' }, String(err)));
+    if (err instanceof AuthError) return; // the page asks for a key
+    body.replaceChildren(h('p', { class: 'msg err' }, err instanceof Error ? err.message : String(err)));
   }
 }

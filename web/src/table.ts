@@ -8,7 +8,12 @@ export interface RowActions {
   open(id: string): void;
   cancel(id: string): void;
   remove(id: string): void;
+  /** Saves a file (fetched with the key: a plain link could not send it). */
+  download(fileId: string, name: string, button: HTMLButtonElement): void;
 }
+
+/** The table's columns (the Project column only when viewing all projects). */
+export const columnCount = (showProject: boolean): number => (showProject ? 11 : 10);
 
 function progressCell(b: Pick<DashBatch, 'request_counts' | 'progress'>): HTMLElement {
   const c = b.request_counts;
@@ -22,8 +27,14 @@ function progressCell(b: Pick<DashBatch, 'request_counts' | 'progress'>): HTMLEl
   );
 }
 
+function fileButton(kind: 'output' | 'errors', fileId: string, name: string, act: RowActions): HTMLButtonElement {
+  const btn = h('button', { type: 'button', class: `btn ${kind}`, 'data-file-id': fileId, title: `download ${name}` }, kind);
+  btn.addEventListener('click', () => act.download(fileId, name, btn));
+  return btn;
+}
+
 /** One table row; `data-id` lets live progress find it. */
-export function batchRow(b: DashBatch, act: RowActions): HTMLTableRowElement {
+export function batchRow(b: DashBatch, act: RowActions, showProject = false): HTMLTableRowElement {
   const idBtn = h('button', { type: 'button', class: 'id', title: 'details' }, b.id);
   idBtn.addEventListener('click', () => act.open(b.id));
   const actions = h('td', { class: 'actions' });
@@ -32,16 +43,17 @@ export function batchRow(b: DashBatch, act: RowActions): HTMLTableRowElement {
     c.addEventListener('click', () => act.cancel(b.id));
     actions.append(c);
   }
-  if (b.output_file_id) actions.append(h('a', { class: 'btn', href: `/v1/files/${b.output_file_id}/content`, download: `${b.id}_output.jsonl` }, 'output'));
-  if (b.error_file_id) actions.append(h('a', { class: 'btn', href: `/v1/files/${b.error_file_id}/content`, download: `${b.id}_errors.jsonl` }, 'errors'));
+  if (b.output_file_id) actions.append(fileButton('output', b.output_file_id, `${b.id}_output.jsonl`, act));
+  if (b.error_file_id) actions.append(fileButton('errors', b.error_file_id, `${b.id}_errors.jsonl`, act));
   const del = h('button', { type: 'button', class: 'delete danger' }, 'Delete');
   del.addEventListener('click', () => act.remove(b.id));
   actions.append(del);
   const queued = b.queue_position !== null ? ` #${b.queue_position}` : '';
   return h(
     'tr',
-    { 'data-id': b.id, 'data-status': b.status },
+    { 'data-id': b.id, 'data-status': b.status, ...(b.project ? { 'data-project': b.project } : {}) },
     h('td', {}, idBtn),
+    showProject ? h('td', { class: 'project' }, b.project ?? '–') : null,
     h('td', {}, h('span', { class: `status ${b.status}` }, b.status + queued)),
     progressCell(b),
     h('td', { class: 'rps' }, ACTIVE.has(b.status) ? num(b.requests_per_second) : '–'),

@@ -1,9 +1,12 @@
-import { createBatch, uploadFile } from './api.js';
+import { AuthError, createBatch, uploadFile } from './api.js';
 import { byId } from './dom.js';
 import { bytes } from './format.js';
 
-/** Drag-and-drop (or chosen) JSONL file → upload with progress → create the batch. */
-export function setupUpload(onCreated: () => void): void {
+/**
+ * Drag-and-drop (or chosen) JSONL file → upload with progress → create the batch.
+ * `project()` is the project an admin key puts it in (null: the key's own).
+ */
+export function setupUpload(onCreated: () => void, project: () => string | null): void {
   const drop = byId('drop');
   const input = byId<HTMLInputElement>('file');
   const create = byId<HTMLButtonElement>('create');
@@ -42,7 +45,7 @@ export function setupUpload(onCreated: () => void): void {
     say(`Uploading ${f.name}…`);
     void (async () => {
       try {
-        const up = await uploadFile(f, (x) => (bar.style.width = `${Math.round(x * 100)}%`));
+        const up = await uploadFile(f, project(), (x) => (bar.style.width = `${Math.round(x * 100)}%`));
         bar.style.width = '100%';
         const b = await createBatch(up.id, byId<HTMLSelectElement>('endpoint').value, byId<HTMLSelectElement>('window').value);
         say(`Created ${b.id} from ${up.id} (${bytes(up.bytes)})`);
@@ -50,7 +53,8 @@ export function setupUpload(onCreated: () => void): void {
         input.value = '';
         onCreated();
       } catch (err) {
-        say(err instanceof Error ? err.message : String(err), true);
+        // Without a valid key the page shows the key form; the file stays chosen for afterwards.
+        say(err instanceof AuthError ? '' : err instanceof Error ? err.message : String(err), !(err instanceof AuthError));
         create.disabled = false;
       }
     })();
