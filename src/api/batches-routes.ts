@@ -15,7 +15,7 @@ import {
 import type { AppDeps } from './app-deps.js';
 import { parseCreateBatch } from './batch-params.js';
 import { listEnvelope, parseAfter, parseLimit } from './list-params.js';
-import { limitsOf, listScope, projectOf, visible } from './tenancy.js';
+import { limitsOf, listScope, projectHeader, projectOf, visible } from './tenancy.js';
 
 type IdParams = { Params: { id: string } };
 
@@ -50,7 +50,7 @@ export function batchesRoutes(app: FastifyInstance, deps: AppDeps): void {
       });
     }
     // A batch lives in its input file's project: a key's own, or any for an admin key.
-    const project = req.principal.admin && req.headers['openai-project'] === undefined ? input.project : projectOf(req);
+    const project = req.principal.admin && projectHeader(req) === null ? input.project : projectOf(req);
     if (project !== input.project) throw fileNotFound(p.inputFileId, 'input_file_id');
     const batch: BatchRecord = {
       id: newBatchId(),

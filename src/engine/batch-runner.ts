@@ -14,7 +14,7 @@ import {
   type RequestCounts,
   type Usage,
 } from '../domain/index.js';
-import { addUsage, errorLine, readLines, ResultWriter, scanResultFile } from '../jsonl/index.js';
+import { addUsage, errorLine, isBlankLine, readLines, ResultWriter, scanResultFile } from '../jsonl/index.js';
 import { setLongTimeout } from './abortable-sleep.js';
 import { type EngineContext, errorKey, outputKey } from './engine-context.js';
 import { usageOfOutputLine } from './response-usage.js';
@@ -235,7 +235,7 @@ export class BatchRunner {
     try {
       for await (const raw of readLines(stream, { maxLineBytes: opts.maxLineBytes })) {
         if (this.#stopReason) break;
-        if (raw.text.trim() === '') continue;
+        if (isBlankLine(raw.text)) continue;
         const req = parseRequest(raw.text);
         if (done.has(req.customId)) continue;
         try {
@@ -340,7 +340,7 @@ export class BatchRunner {
     const stream = this.#ctx.blobs.openRead(inputKey);
     try {
       for await (const raw of readLines(stream, { maxLineBytes: this.#ctx.opts.maxLineBytes })) {
-        if (raw.line <= this.#lastStartedLine || raw.text.trim() === '') continue;
+        if (raw.line <= this.#lastStartedLine || isBlankLine(raw.text)) continue;
         const { customId } = parseRequest(raw.text);
         if (done.has(customId)) continue;
         err.append(errorLine(newBatchRequestId(), customId, code, message));

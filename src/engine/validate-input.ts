@@ -1,5 +1,5 @@
 import type { BatchError } from '../domain/index.js';
-import { FingerprintSet, JsonlError, MAX_CUSTOM_ID_LENGTH, readLines, validateRequestLine } from '../jsonl/index.js';
+import { FingerprintSet, isBlankLine, JsonlError, MAX_CUSTOM_ID_LENGTH, readLines, validateRequestLine } from '../jsonl/index.js';
 import type { EngineContext } from './engine-context.js';
 
 export interface ValidationResult {
@@ -31,7 +31,7 @@ export async function validateInput(ctx: EngineContext, blobKey: string, endpoin
     for await (const raw of readLines(stream, { maxLineBytes: opts.maxLineBytes })) {
       signal.throwIfAborted();
       lastLine = raw.line;
-      if (raw.text.trim() === '') continue; // trailing blank lines; middle ones are refused at upload
+      if (isBlankLine(raw.text)) continue; // trailing blank lines; middle ones are refused at upload
       total++;
       const r = validateRequestLine(raw.text, raw.line, vctx);
       if (!r.ok) {
