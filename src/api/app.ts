@@ -13,6 +13,7 @@ import { envelope, installErrorHandling } from './error-handler.js';
 import { eventsRoute } from './events-route.js';
 import { filesRoutes } from './files-routes.js';
 import { healthRoutes } from './health-routes.js';
+import { keysRoutes } from './keys-routes.js';
 import { createMetrics, metricsRoutes } from './metrics.js';
 import { projectsRoutes } from './projects-routes.js';
 import { HELMET_OPTIONS, setSecurityHeaders } from './security-headers.js';
@@ -95,6 +96,7 @@ export async function buildApp(deps: AppDeps, logger: FastifyServerOptions['logg
     },
   });
   projectsRoutes(app, deps, authority);
+  keysRoutes(app, deps);
   statusRoutes(app, deps); // before batchesRoutes: /v1/batches/status is not a batch id
   batchesRoutes(app, deps);
   return app;

@@ -1,8 +1,9 @@
 import type { FastifyInstance } from 'fastify';
 
-import { NotFoundError, printableId } from '../domain/index.js';
+import { InvalidRequestError, NotFoundError, printableId, type ProjectLimits } from '../domain/index.js';
 import type { AppDeps } from './app-deps.js';
 import type { KeyAuthority } from './auth.js';
+import { requireKeyAdmin } from './keys-routes.js';
 import { limitsOf, limitsView, validProject } from './tenancy.js';
 
 /**
@@ -23,6 +24,8 @@ export function projectsRoutes(app: FastifyInstance, deps: AppDeps, authority: K
       running_batches: engine.activeIn(name),
       in_flight: engine.slots.heldByGroup(name),
       limits: limitsView(await limitsOf(store, config, name)),
+      /** The project's own settings: null = the server's default applies, 0 = no limit. */
+      own_limits: limitsView(await store.getProjectLimits(name)),
     };
   };
 
@@ -47,4 +50,33 @@ export function projectsRoutes(app: FastifyInstance, deps: AppDeps, authority: K
     }
     return projectView(name);
   });
+
+  /** Sets a project's own limits (admin keys): each a whole number ≥ 0 (0 = no limit) or null (the server's default). */
+  app.post<{ Params: { name: string } }>('/v1/projects/:name/limits', async (req) => {
+    requireKeyAdmin(req);
+    const name = validProject(req.params.name, 'project');
+    await store.setProjectLimits(name, parseLimits(req.body));
+    req.log.info({ project: name, by: req.principal.keyId ?? 'BESH_ADMIN_KEY' }, 'project limits set');
+    return projectView(name);
+  });
+}
+
+const LIMIT_FIELDS = { max_stored_bytes: 'maxStoredBytes', max_active_batches: 'maxActiveBatches', max_queued_requests: 'maxQueuedRequests' } as const;
+
+function parseLimits(body: unknown): Partial<ProjectLimits> {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+    throw new InvalidRequestError(`The request body must be a JSON object with any of ${Object.keys(LIMIT_FIELDS).join(', ')}.`, { code: 'invalid_type' });
+  }
+  const out: Partial<ProjectLimits> = {};
+  for (const [key, value] of Object.entries(body)) {
+    const field = (LIMIT_FIELDS as Record<string, keyof ProjectLimits>)[key];
+    if (field === undefined) {
+      throw new InvalidRequestError(`Unknown parameter '${printableId(key)}': expected ${Object.keys(LIMIT_FIELDS).join(', ')}.`, { param: key.slice(0, 64), code: 'unknown_parameter' });
+    }
+    if (value !== null && !(Number.isSafeInteger(value) && (value as number) >= 0)) {
+      throw new InvalidRequestError(`'${key}' must be a whole number ≥ 0 (0 = no limit) or null (the server's default).`, { param: key, code: 'invalid_value' });
+    }
+    out[field] = value as number | null;
+  }
+  return out;
 }

@@ -10,9 +10,16 @@ export interface LocalStoreOptions {
   json?: boolean;
 }
 
-/** The options every data-directory command takes. */
+/**
+ * The options every operator command takes: the data directory, or a server and an admin key
+ * (then it works over HTTP).
+ */
 export const withLocalStoreOptions = (cmd: Command): Command =>
-  cmd.option('--data-dir <dir>', 'the BESH data directory (BESH_DATA_DIR, default ./data)').option('--json', 'print JSON instead of text');
+  cmd
+    .option('--data-dir <dir>', 'the BESH data directory (BESH_DATA_DIR, default ./data)')
+    .option('--base-url <url>', 'work over HTTP on this BESH instead (needs an admin key: --api-key or OPENAI_API_KEY)')
+    .option('--api-key <key>', 'admin key for --base-url (env OPENAI_API_KEY)')
+    .option('--json', 'print JSON instead of text');
 
 /** Usage errors of the operator commands: a message on stderr, exit code 2. */
 export const usageFailure =

@@ -2,7 +2,8 @@ import { Command } from 'commander';
 
 import { isValidProjectName, PROJECT_NAME_RULE, type ProjectLimits } from '../domain/index.js';
 import { formatBytes, printJson, table } from './client/format.js';
-import { type LocalStoreOptions as StoreOptions, usageFailure, withLocalStore, withLocalStoreOptions as withStore } from './local-store.js';
+import { type KeyAdminOptions as StoreOptions, runKeyAdmin } from './key-admin.js';
+import { usageFailure, withLocalStoreOptions as withStore } from './local-store.js';
 
 const fail = usageFailure('projects');
 
@@ -35,25 +36,25 @@ export function projectsCommand(): Command {
 
   projects.addCommand(
     withStore(new Command('list').description('Every project with its usage and its own limits')).action(async (opts: StoreOptions) => {
-      const rows = await withLocalStore(opts, async (store) =>
-        Promise.all((await store.listProjects()).map(async (name) => ({ name, usage: await store.projectUsage(name), limits: await store.getProjectLimits(name) }))),
-      );
-      if (opts.json) return printJson(rows);
-      if (rows.length === 0) return void process.stdout.write('No projects yet.\n');
-      process.stdout.write(
-        table(
-          ['PROJECT', 'STORED', 'UNFINISHED', 'QUEUED REQ', 'MAX STORED', 'MAX UNFINISHED', 'MAX QUEUED'],
-          rows.map((r) => [
-            r.name,
-            formatBytes(r.usage.storedBytes),
-            String(r.usage.activeBatches),
-            String(r.usage.queuedRequests),
-            own(r.limits.maxStoredBytes, true),
-            own(r.limits.maxActiveBatches),
-            own(r.limits.maxQueuedRequests),
-          ]),
-        ) + "\n'default': the server's BESH_PROJECT_MAX_* setting applies.\n",
-      );
+      await runKeyAdmin('projects', opts, async (admin) => {
+        const rows = await admin.listProjects();
+        if (opts.json) return printJson(rows);
+        if (rows.length === 0) return void process.stdout.write('No projects yet.\n');
+        process.stdout.write(
+          table(
+            ['PROJECT', 'STORED', 'UNFINISHED', 'QUEUED REQ', 'MAX STORED', 'MAX UNFINISHED', 'MAX QUEUED'],
+            rows.map((r) => [
+              r.name,
+              formatBytes(r.usage.storedBytes),
+              String(r.usage.activeBatches),
+              String(r.usage.queuedRequests),
+              own(r.limits.maxStoredBytes, true),
+              own(r.limits.maxActiveBatches),
+              own(r.limits.maxQueuedRequests),
+            ]),
+          ) + "\n'default': the server's BESH_PROJECT_MAX_* setting applies.\n",
+        );
+      });
     }),
   );
 
@@ -74,14 +75,13 @@ export function projectsCommand(): Command {
         if (opts.maxActiveBatches !== undefined) limits.maxActiveBatches = parseLimit(opts.maxActiveBatches, '--max-active-batches', false);
         if (opts.maxQueuedRequests !== undefined) limits.maxQueuedRequests = parseLimit(opts.maxQueuedRequests, '--max-queued-requests', false);
         if (Object.keys(limits).length === 0) fail('give at least one of --max-stored-bytes, --max-active-batches, --max-queued-requests.');
-        const after = await withLocalStore(opts, async (store) => {
-          await store.setProjectLimits(name, limits);
-          return store.getProjectLimits(name);
+        await runKeyAdmin('projects', opts, async (admin) => {
+          const after = await admin.setLimits(name, limits);
+          if (opts.json) return printJson({ project: name, limits: after });
+          process.stdout.write(
+            `Project '${name}': max stored ${own(after.maxStoredBytes, true)}, max unfinished batches ${own(after.maxActiveBatches)}, max queued requests ${own(after.maxQueuedRequests)}.\n`,
+          );
         });
-        if (opts.json) return printJson({ project: name, limits: after });
-        process.stdout.write(
-          `Project '${name}': max stored ${own(after.maxStoredBytes, true)}, max unfinished batches ${own(after.maxActiveBatches)}, max queued requests ${own(after.maxQueuedRequests)}.\n`,
-        );
       }),
   );
   return projects;

@@ -1,5 +1,7 @@
 import { createHash } from 'node:crypto';
 
+import { newApiKeyId, newApiKeySecret } from './ids.js';
+
 /**
  * Projects, API keys and who is calling. Every file and batch belongs to one project; a key
  * belongs to one project and may be an admin key (sees every project).
@@ -65,3 +67,35 @@ export function scopeOf(p: Principal, asked?: string): string | undefined {
 
 /** The stored form of a key's secret. */
 export const hashApiKey = (secret: string): string => createHash('sha256').update(secret, 'utf8').digest('hex');
+
+/** A new key: the record to store and its secret, to show once. */
+export function mintApiKey(project: string, admin: boolean, name: string | null, now: number): { record: ApiKeyRecord; secret: string } {
+  const secret = newApiKeySecret();
+  const record: ApiKeyRecord = {
+    id: newApiKeyId(),
+    project,
+    admin,
+    name: name === null ? null : name.trim().slice(0, 200) || null,
+    hash: hashApiKey(secret),
+    prefix: `${secret.slice(0, 12)}…`,
+    createdAt: now,
+    revokedAt: null,
+    lastUsedAt: null,
+  };
+  return { record, secret };
+}
+
+/** A key as the API and the CLI show it: never its secret or its hash. */
+export function serializeApiKey(k: ApiKeyRecord): Record<string, unknown> {
+  return {
+    id: k.id,
+    object: 'api_key',
+    project: k.project,
+    admin: k.admin,
+    name: k.name,
+    prefix: k.prefix,
+    created_at: k.createdAt,
+    last_used_at: k.lastUsedAt,
+    revoked_at: k.revokedAt,
+  };
+}

@@ -15,7 +15,7 @@ import { type CliResult, runCli } from './run-cli.js';
 
 const sha256 = (s: string): string => createHash('sha256').update(s, 'utf8').digest('hex');
 const RULE = '1–64 characters: letters, digits, "_", "." and "-", starting with a letter or digit';
-const LIST_FIELDS = ['admin', 'created_at', 'id', 'last_used_at', 'name', 'prefix', 'project', 'revoked_at'];
+const LIST_FIELDS = ['admin', 'created_at', 'id', 'last_used_at', 'name', 'object', 'prefix', 'project', 'revoked_at'];
 
 interface CreatedKey {
   id: string;

@@ -7,7 +7,7 @@ import type { ReadableStream as NodeReadableStream } from 'node:stream/web';
 
 import type { Connection } from './connection.js';
 import { apiError, CliError, networkReason, type RequestSubject, unreachable } from './errors.js';
-import type { Batch, Deleted, FileObject, ListPage } from './types.js';
+import type { ApiKeyView, Batch, Deleted, FileObject, ListPage, ProjectView } from './types.js';
 
 type Method = 'GET' | 'POST' | 'DELETE';
 
@@ -61,6 +61,27 @@ export class BeshClient {
 
   deleteFile(id: string): Promise<Deleted> {
     return this.#json('DELETE', `/files/${encodeURIComponent(id)}`, { subject: { kind: 'file', id } });
+  }
+
+  // Admin key routes (besh keys / besh projects with --base-url).
+  listKeys(): Promise<{ data: ApiKeyView[] }> {
+    return this.#json('GET', '/keys');
+  }
+
+  createKey(params: { project: string; admin: boolean; name: string | null }): Promise<ApiKeyView & { key: string }> {
+    return this.#json('POST', '/keys', { json: params });
+  }
+
+  revokeKey(id: string): Promise<{ id: string; revoked: boolean }> {
+    return this.#json('DELETE', `/keys/${encodeURIComponent(id)}`);
+  }
+
+  listProjects(): Promise<{ data: ProjectView[] }> {
+    return this.#json('GET', '/projects');
+  }
+
+  setProjectLimits(name: string, limits: Record<string, number | null>): Promise<ProjectView> {
+    return this.#json('POST', `/projects/${encodeURIComponent(name)}/limits`, { json: limits });
   }
 
   listBatches(): AsyncGenerator<Batch> {
