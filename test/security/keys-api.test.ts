@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type MockServer, startMockServer } from '../../src/mock/index.js';
 import { runCli } from '../cli/run-cli.js';
 import { type BeshProcess, startBesh, tempDir } from '../helpers/besh-process.js';
-import { api, createKey, type CreatedKey, expectError, uploadForm } from '../helpers/keys.js';
+import { api, type CreatedKey, createKey, expectError, uploadForm } from '../helpers/keys.js';
 
 const ADMIN = 'admin-key-for-the-keys-api-test-0123456789';
 
