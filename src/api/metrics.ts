@@ -185,6 +185,40 @@ export function createMetrics(deps: AppDeps): Metrics {
       this.set((await storageStatus(deps)).free_bytes);
     },
   });
+  // Per project (a team's share, for chargeback and alerts). Projects are made by operators
+  // (`besh keys create`), so the label's values stay few.
+  const projectRequests = new Counter({
+    name: 'besh_project_requests_total',
+    help: 'Batch requests finished, by project and outcome (success = output file, failure = error file).',
+    labelNames: ['project', 'outcome'] as const,
+    registers,
+  });
+  const projectTokens = new Counter({
+    name: 'besh_project_tokens_total',
+    help: 'Tokens of successful requests, by project and direction.',
+    labelNames: ['project', 'direction'] as const,
+    registers,
+  });
+  new Gauge({
+    name: 'besh_project_in_flight',
+    help: 'Worker slots in use, by project (fair share between projects).',
+    labelNames: ['project'] as const,
+    registers,
+    async collect() {
+      this.reset();
+      for (const project of await store.listProjects()) this.set({ project }, engine.slots.heldByGroup(project));
+    },
+  });
+  new Gauge({
+    name: 'besh_project_stored_bytes',
+    help: 'Bytes of stored files (uploads, outputs and errors), by project.',
+    labelNames: ['project'] as const,
+    registers,
+    async collect() {
+      this.reset();
+      for (const project of await store.listProjects()) this.set({ project }, (await store.projectUsage(project)).storedBytes);
+    },
+  });
   const uploadBytes = new Counter({ name: 'besh_upload_bytes_total', help: 'Bytes of accepted uploads (after gzip decoding).', registers });
   const uploads = new Counter({ name: 'besh_uploads_total', help: 'Accepted uploads.', registers });
   const expiredFiles = new Counter({
@@ -198,9 +232,12 @@ export function createMetrics(deps: AppDeps): Metrics {
     const outcome = d.ok ? 'success' : 'failure';
     requests.inc({ upstream, outcome, status_code: d.status === null ? 'none' : String(d.status) });
     latency.observe({ upstream, outcome }, d.latencyMs / 1000);
+    projectRequests.inc({ project: d.project, outcome });
     if (d.usage) {
       tokens.inc({ direction: 'input' }, d.usage.inputTokens);
       tokens.inc({ direction: 'output' }, d.usage.outputTokens);
+      projectTokens.inc({ project: d.project, direction: 'input' }, d.usage.inputTokens);
+      projectTokens.inc({ project: d.project, direction: 'output' }, d.usage.outputTokens);
     }
   });
   engine.events.on('request:retry', (r) => {

@@ -113,6 +113,12 @@ describe('GET /metrics', () => {
     expect(delta('besh_tokens_total', { direction: 'output' })).toBe(done.usage!.output_tokens);
     expect(delta('besh_tokens_total', { direction: 'output' })).toBeGreaterThan(0);
     expect(delta('besh_upload_bytes_total')).toBe(Buffer.byteLength(text));
+    // Per project: without keys everything is the default project's.
+    expect(delta('besh_project_requests_total', { project: 'default', outcome: 'success' })).toBe(5);
+    expect(delta('besh_project_requests_total', { project: 'default', outcome: 'failure' })).toBe(1);
+    expect(delta('besh_project_tokens_total', { project: 'default', direction: 'output' })).toBe(done.usage!.output_tokens);
+    expect(after.filter((s) => s.name === 'besh_project_in_flight' && s.labels.project === 'default').map((s) => s.value)).toEqual([0]);
+    expect(value(after, 'besh_project_stored_bytes', { project: 'default' })).toBeGreaterThan(Buffer.byteLength(text));
     expect(value(after, 'besh_batches', { status: 'completed' })).toBe(1);
     expect(value(after, 'besh_stored_bytes', { purpose: 'batch' })).toBe(Buffer.byteLength(text));
     expect(value(after, 'besh_stored_bytes', { purpose: 'batch_output' })).toBeGreaterThan(0);
