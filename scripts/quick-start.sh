@@ -41,3 +41,7 @@ if ! wait_for "http://127.0.0.1:$PORT/health" 20; then
 fi
 echo "BESH is running: dashboard http://localhost:$PORT/ , API base URL http://localhost:$PORT/v1"
 echo "Logs: make logs · Stop: make stop"
+if node -e "fetch('http://127.0.0.1:$PORT/v1/me').then(r=>r.json()).then(b=>process.exit(b.auth==='open'?0:1),()=>process.exit(1))" 2>/dev/null; then
+  echo "Warning: no API key is configured, so anyone who can reach port $PORT can read, cancel and delete"
+  echo "every batch. Create one: node dist/cli/main.js keys create --project NAME --admin --data-dir $DATA_DIR"
+fi
