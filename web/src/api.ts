@@ -1,3 +1,5 @@
+import { authHeaders } from './key-store.js';
+
 export interface Counts {
   total: number;
   completed: number;
@@ -111,59 +113,6 @@ export interface ProjectView {
   running_batches: number;
   in_flight: number;
   limits: { max_stored_bytes: number | null; max_active_batches: number | null; max_queued_requests: number | null };
-}
-
-// ---- The API key -----------------------------------------------------------------------------
-// Kept in memory and in localStorage under one name. It only ever travels in the Authorization
-// header: never in a URL, the page's text or a log line.
-
-export const KEY_STORAGE = 'besh.apiKey';
-let apiKey: string | null = readStoredKey();
-
-function readStoredKey(): string | null {
-  try {
-    return localStorage.getItem(KEY_STORAGE);
-  } catch {
-    return null; // storage disabled: the key lives in memory for this page only
-  }
-}
-
-export const hasKey = (): boolean => apiKey !== null;
-
-/** Uses a key for the next calls; `remember` also keeps it in this browser. */
-export function useKey(key: string, remember: boolean): void {
-  apiKey = key;
-  if (!remember) return;
-  try {
-    localStorage.setItem(KEY_STORAGE, key);
-  } catch {
-    /* storage disabled */
-  }
-}
-
-/** Drops the key from memory and from this browser. */
-export function forgetKey(): void {
-  apiKey = null;
-  try {
-    localStorage.removeItem(KEY_STORAGE);
-  } catch {
-    /* storage disabled */
-  }
-}
-
-/** Another tab of this browser used or forgot a key: take it over. True when the key changed. */
-export function syncStoredKey(): boolean {
-  const stored = readStoredKey();
-  if (stored === apiKey) return false;
-  apiKey = stored;
-  return true;
-}
-
-/** A key a header can carry (printable ASCII, no spaces). */
-export const wellFormedKey = (key: string): boolean => /^[\x21-\x7e]{1,512}$/.test(key);
-
-function authHeaders(): Record<string, string> {
-  return apiKey === null ? {} : { authorization: `Bearer ${apiKey}` };
 }
 
 /** A 401: no key, a wrong key or a revoked one. `message` is the server's (it never echoes the key). */

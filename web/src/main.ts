@@ -5,28 +5,23 @@ import {
   deleteBatch,
   downloadFile,
   type EngineView,
-  forgetKey,
   getJson,
   getMe,
   getProjects,
-  hasKey,
-  KEY_STORAGE,
   type Live,
   onUnauthorized,
   type Principal,
   type Progress,
   scoped,
   setViewProject,
-  syncStoredKey,
   type Timeline,
-  useKey,
-  wellFormedKey,
 } from './api.js';
 import { Chart } from './charts.js';
 import { showDetail } from './detail.js';
 import { byId, h } from './dom.js';
 import { streamEvents } from './events.js';
 import { bytes, duration, num, percent, setTimeZone, timeZones } from './format.js';
+import { forgetKey, hasKey, KEY_STORAGE, syncStoredKey, useKey, wellFormedKey } from './key-store.js';
 import { applyProgress, batchRow, columnCount } from './table.js';
 import { setupUpload } from './upload.js';
 
