@@ -79,7 +79,7 @@ export function batchesRoutes(app: FastifyInstance, deps: AppDeps): void {
       outputExpiresAfter: p.outputExpiresAfter ?? config.outputFileTtlSeconds,
     };
     const limits = await limitsOf(store, config, project);
-    const refused = await store.insertBatchWithinQuota(batch, input.lines ?? 0, limits);
+    const refused = await store.insertBatch(batch, { requests: input.lines ?? 0, ...limits });
     if (refused === 'maxActiveBatches') {
       throw new QuotaExceededError(
         `Project '${project}' already has ${limits.maxActiveBatches} unfinished batches, its limit; wait for one to finish or cancel one.`,

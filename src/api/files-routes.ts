@@ -54,7 +54,7 @@ export function filesRoutes(app: FastifyInstance, deps: AppDeps, hooks: FilesRou
     const file = { ...received, project };
     let inserted: boolean;
     try {
-      inserted = await store.insertFileWithinQuota(file, maxStoredBytes);
+      inserted = await store.insertFile(file, maxStoredBytes);
     } catch (err) {
       await blobs.delete(file.blobKey);
       throw err;

@@ -7,7 +7,7 @@ export function healthRoutes(app: FastifyInstance, deps: AppDeps): void {
   app.get('/health', async () => ({
     status: engine.state === 'running' ? 'healthy' : engine.state,
     active_batches: engine.activeCount,
-    queued_batches: engine.queuedIds.length,
+    queued_batches: engine.queued.length,
     in_flight: engine.slots.inUse,
     max_workers: config.maxWorkersAuto ? 'auto' : config.maxWorkers,
     /** Requests the engine sends at once now: MAX_WORKERS, or with `auto` the sum of the upstream limits. */

@@ -156,7 +156,7 @@ export function createMetrics(deps: AppDeps): Metrics {
     help: 'Batches waiting for admission (MAX_CONCURRENT_BATCHES reached).',
     registers,
     collect() {
-      this.set(engine.queuedIds.length);
+      this.set(engine.queued.length);
     },
   });
   new Gauge({
@@ -216,7 +216,7 @@ export function createMetrics(deps: AppDeps): Metrics {
     registers,
     async collect() {
       this.reset();
-      for (const project of await store.listProjects()) this.set({ project }, (await store.projectUsage(project)).storedBytes);
+      for (const [project, bytes] of Object.entries(await store.storedBytesByProject())) this.set({ project }, bytes);
     },
   });
   const uploadBytes = new Counter({ name: 'besh_upload_bytes_total', help: 'Bytes of accepted uploads (after gzip decoding).', registers });

@@ -4,7 +4,7 @@ import { InvalidRequestError, NotFoundError, printableId, type ProjectLimits } f
 import type { AppDeps } from './app-deps.js';
 import type { KeyAuthority } from './auth.js';
 import { requireKeyAdmin } from './keys-routes.js';
-import { limitsOf, limitsView, validProject } from './tenancy.js';
+import { limitsInForce, limitsView, validProject } from './tenancy.js';
 
 /**
  * `GET /v1/me`: who the key is (the dashboard asks this first). `GET /v1/projects`: each project
@@ -15,6 +15,7 @@ export function projectsRoutes(app: FastifyInstance, deps: AppDeps, authority: K
 
   const projectView = async (name: string) => {
     const usage = await store.projectUsage(name);
+    const own = await store.getProjectLimits(name);
     return {
       object: 'project',
       name,
@@ -23,9 +24,9 @@ export function projectsRoutes(app: FastifyInstance, deps: AppDeps, authority: K
       queued_requests: usage.queuedRequests,
       running_batches: engine.activeIn(name),
       in_flight: engine.slots.heldByGroup(name),
-      limits: limitsView(await limitsOf(store, config, name)),
+      limits: limitsView(limitsInForce(own, config)),
       /** The project's own settings: null = the server's default applies, 0 = no limit. */
-      own_limits: limitsView(await store.getProjectLimits(name)),
+      own_limits: limitsView(own),
     };
   };
 

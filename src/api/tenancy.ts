@@ -60,7 +60,11 @@ export function limitsView(l: ProjectLimits): Record<string, number | null> {
  * (BESH_PROJECT_MAX_*) otherwise.
  */
 export async function limitsOf(store: MetaStore, config: Pick<Config, 'projectLimits'>, project: string): Promise<ProjectLimits> {
-  const own = await store.getProjectLimits(project);
+  return limitsInForce(await store.getProjectLimits(project), config);
+}
+
+/** A project's own limits (null = default, 0 = none) laid over the server's defaults. */
+export function limitsInForce(own: ProjectLimits, config: Pick<Config, 'projectLimits'>): ProjectLimits {
   const pick = (o: number | null, d: number | null): number | null => (o === null ? d : o === 0 ? null : o);
   return {
     maxStoredBytes: pick(own.maxStoredBytes, config.projectLimits.maxStoredBytes),

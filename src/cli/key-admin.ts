@@ -1,8 +1,8 @@
-import { mintApiKey, nowSeconds, type ProjectLimits, type ProjectUsage, serializeApiKey } from '../domain/index.js';
+import { type ApiKeyObject, mintApiKey, nowSeconds, type ProjectLimits, type ProjectUsage, serializeApiKey } from '../domain/index.js';
 import { type CommonOptions, resolveConnection } from './client/connection.js';
 import { ApiError, CliError } from './client/errors.js';
 import { BeshClient } from './client/http-client.js';
-import type { ApiKeyView } from './client/types.js';
+import type { ProjectView } from './client/types.js';
 import { type LocalStoreOptions, usageFailure, withLocalStore } from './local-store.js';
 
 export interface ProjectRow {
@@ -14,8 +14,8 @@ export interface ProjectRow {
 
 /** What `besh keys` and `besh projects` do, on the data directory or over HTTP with an admin key. */
 export interface KeyAdmin {
-  createKey(project: string, admin: boolean, name: string | null): Promise<ApiKeyView & { key: string }>;
-  listKeys(): Promise<ApiKeyView[]>;
+  createKey(project: string, admin: boolean, name: string | null): Promise<ApiKeyObject & { key: string }>;
+  listKeys(): Promise<ApiKeyObject[]>;
   /** False when there is no active key with that id. */
   revokeKey(id: string): Promise<boolean>;
   listProjects(): Promise<ProjectRow[]>;
@@ -32,9 +32,9 @@ function localAdmin(opts: LocalStoreOptions): KeyAdmin {
       withLocalStore(opts, async (store) => {
         const { record, secret } = mintApiKey(project, admin, name, nowSeconds());
         await store.insertApiKey(record);
-        return { ...(serializeApiKey(record) as unknown as ApiKeyView), key: secret };
+        return { ...serializeApiKey(record), key: secret };
       }),
-    listKeys: () => withLocalStore(opts, async (store) => (await store.listApiKeys()).map((k) => serializeApiKey(k) as unknown as ApiKeyView)),
+    listKeys: () => withLocalStore(opts, async (store) => (await store.listApiKeys()).map(serializeApiKey)),
     revokeKey: (id) => withLocalStore(opts, (store) => store.revokeApiKey(id, nowSeconds())),
     listProjects: () =>
       withLocalStore(opts, async (store) =>
@@ -48,8 +48,11 @@ function localAdmin(opts: LocalStoreOptions): KeyAdmin {
   };
 }
 
-const fromView = (l: ProjectRow['limits'] | { max_stored_bytes: number | null; max_active_batches: number | null; max_queued_requests: number | null }): ProjectLimits =>
-  'max_stored_bytes' in l ? { maxStoredBytes: l.max_stored_bytes, maxActiveBatches: l.max_active_batches, maxQueuedRequests: l.max_queued_requests } : l;
+const fromView = (l: ProjectView['own_limits']): ProjectLimits => ({
+  maxStoredBytes: l.max_stored_bytes,
+  maxActiveBatches: l.max_active_batches,
+  maxQueuedRequests: l.max_queued_requests,
+});
 
 /** A BESH server (`--base-url`) with an admin key (`--api-key` / OPENAI_API_KEY). */
 function remoteAdmin(client: BeshClient): KeyAdmin {

@@ -86,7 +86,19 @@ export function mintApiKey(project: string, admin: boolean, name: string | null,
 }
 
 /** A key as the API and the CLI show it: never its secret or its hash. */
-export function serializeApiKey(k: ApiKeyRecord): Record<string, unknown> {
+export interface ApiKeyObject {
+  id: string;
+  object: 'api_key';
+  project: string;
+  admin: boolean;
+  name: string | null;
+  prefix: string;
+  created_at: number;
+  last_used_at: number | null;
+  revoked_at: number | null;
+}
+
+export function serializeApiKey(k: ApiKeyRecord): ApiKeyObject {
   return {
     id: k.id,
     object: 'api_key',

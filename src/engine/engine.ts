@@ -63,9 +63,6 @@ export class Engine {
   get activeCount(): number {
     return this.#active.size;
   }
-  get queuedIds(): string[] {
-    return this.#queue.map((q) => q.id);
-  }
   /** Batches waiting for admission with their project, in the order they will be admitted per project. */
   get queued(): ReadonlyArray<{ id: string; project: string }> {
     return this.#queue.map(({ id, project }) => ({ id, project }));

@@ -1,10 +1,9 @@
 import { newBatchRequestId, type Usage } from '../domain/index.js';
-import { errorLine, httpErrorLine, successLine } from '../jsonl/index.js';
+import { errorLine, httpErrorLine, successLine, usageOfBody } from '../jsonl/index.js';
 import { classifyStatus, isRetryable } from '../upstream/outcome.js';
 import type { Upstream } from '../upstream/upstream.js';
 import { sleep } from './abortable-sleep.js';
 import type { EngineEvents } from './engine-events.js';
-import { usageOfResponse } from './response-usage.js';
 import { retryDelayMs,type RetryPolicy } from './retry-policy.js';
 
 export interface LineRequest {
@@ -43,7 +42,7 @@ export async function sendRequest(ctx: SendContext, req: LineRequest): Promise<R
     const o = await ctx.upstream.send({ url: req.url, body: req.body, customId: req.customId, batchId: ctx.batchId }, ctx.abortRequests);
     if (o.kind === 'aborted') return { kind: 'abandoned' };
     if (o.kind === 'response' && classifyStatus(o.status) === 'success') {
-      const usage = usageOfResponse(o.body);
+      const usage = usageOfBody(o.body);
       if (usage === undefined) {
         const line = errorLine(newBatchRequestId(), req.customId, 'invalid_upstream_response', 'The inference server answered 2xx with a body that is not JSON.');
         return { kind: 'error', line, status: o.status, attempts: attempt };

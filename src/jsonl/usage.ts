@@ -5,17 +5,20 @@ import type { Usage } from '../domain/index.js';
  * `prompt_tokens_details.cached_tokens`, `completion_tokens_details.reasoning_tokens`), responses
  * (`input_tokens`, `output_tokens`, `input_tokens_details`, `output_tokens_details`) or embeddings
  * (`prompt_tokens`, `total_tokens`). Missing numbers count as 0; the total defaults to
- * input + output. Null when the body is not JSON or has no `usage` object. The body is parsed
- * whole: finding `usage` by text and parsing only it would not notice a body that is not JSON.
+ * input + output. Null for a JSON object without a `usage` object; undefined when the body is not
+ * a JSON object at all (it must not reach the output file, where it is written as is).
+ *
+ * Every body is parsed whole, large ones too (≈ 0.5 ms for an 80 KB embedding answer): finding
+ * `usage` by text and parsing only it let a body that was not JSON corrupt the output file.
  */
-export function extractUsage(bodyJsonText: string): Usage | null {
+export function usageOfBody(bodyJsonText: string): Usage | null | undefined {
   let body: unknown;
   try {
     body = JSON.parse(bodyJsonText);
   } catch {
-    return null;
+    return undefined;
   }
-  return isObject(body) ? usageFromObject(body['usage']) : null;
+  return isObject(body) ? usageFromObject(body['usage']) : undefined;
 }
 
 /** Usage from an already parsed `usage` object (null when it is not an object). */

@@ -21,12 +21,11 @@ import type {
  */
 export interface MetaStore {
   // files
-  insertFile(file: FileRecord): Promise<void>;
   /**
-   * Inserts the file only if its project's stored bytes stay within `maxStoredBytes` (null = no
-   * limit), checked and written in one transaction. Returns whether it was inserted.
+   * Records a file. With `maxStoredBytes` (null = no limit), only if its project's stored bytes
+   * stay within it, checked and written in one transaction. Returns whether it was recorded.
    */
-  insertFileWithinQuota(file: FileRecord, maxStoredBytes: number | null): Promise<boolean>;
+  insertFile(file: FileRecord, maxStoredBytes?: number | null): Promise<boolean>;
   getFile(id: string): Promise<FileRecord | null>;
   listFiles(q: ListFilesQuery): Promise<Page<FileRecord>>;
   /** Removes the row; returns false if there was none. */
@@ -46,17 +45,12 @@ export interface MetaStore {
   bytesByPurpose(project?: string): Promise<Record<string, number>>;
 
   // batches
-  insertBatch(batch: BatchRecord): Promise<void>;
   /**
-   * Inserts the batch only if its project stays within the limits (null = no limit) once it
-   * holds `requests` more queued requests, checked and written in one transaction. Returns the
-   * limit that refused it, or null when it was inserted.
+   * Records a batch. With a quota, only if its project stays within the limits once it holds
+   * `quota.requests` more queued requests, checked and written in one transaction. Returns the
+   * limit that refused it, or null when it was recorded.
    */
-  insertBatchWithinQuota(
-    batch: BatchRecord,
-    requests: number,
-    limits: Pick<ProjectLimits, 'maxActiveBatches' | 'maxQueuedRequests'>,
-  ): Promise<'maxActiveBatches' | 'maxQueuedRequests' | null>;
+  insertBatch(batch: BatchRecord, quota?: BatchQuota): Promise<keyof BatchQuotaLimits | null>;
   getBatch(id: string): Promise<BatchRecord | null>;
   /** Newest first. */
   listBatches(q: ListBatchesQuery): Promise<Page<BatchRecord>>;
@@ -94,6 +88,8 @@ export interface MetaStore {
   // projects and keys
   /** What the project holds now (the quotas measure this). */
   projectUsage(project: string): Promise<ProjectUsage>;
+  /** Bytes of stored files by project (projects with no file are absent). */
+  storedBytesByProject(): Promise<Record<string, number>>;
   /** Every project that holds a file, a batch, a key or limits, by name. */
   listProjects(): Promise<string[]>;
   /** The project's own limits (null fields: the server's defaults apply; 0: no limit). */
@@ -123,6 +119,13 @@ export interface TransitionFields {
   model?: string | null;
   /** Files created in the same write (output/error files at finalize). */
   insertFiles?: FileRecord[];
+}
+
+export type BatchQuotaLimits = Pick<ProjectLimits, 'maxActiveBatches' | 'maxQueuedRequests'>;
+
+/** The limits a new batch is checked against (null = no limit), and how many requests it brings. */
+export interface BatchQuota extends BatchQuotaLimits {
+  requests: number;
 }
 
 export interface BatchesPageQuery {

@@ -11,23 +11,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type MockServer, startMockServer } from '../../src/mock/index.js';
 import { chatLines } from '../helpers/batches.js';
 import { type BeshProcess, startBesh, tempDir } from '../helpers/besh-process.js';
+import type { CreatedKey } from '../helpers/keys.js';
 import { type CliResult, runCli } from './run-cli.js';
 
 const sha256 = (s: string): string => createHash('sha256').update(s, 'utf8').digest('hex');
 const RULE = '1–64 characters: letters, digits, "_", "." and "-", starting with a letter or digit';
 const LIST_FIELDS = ['admin', 'created_at', 'id', 'last_used_at', 'name', 'object', 'prefix', 'project', 'revoked_at'];
 
-interface CreatedKey {
-  id: string;
-  project: string;
-  admin: boolean;
-  name: string | null;
-  prefix: string;
-  created_at: number;
-  last_used_at: number | null;
-  revoked_at: number | null;
-  key: string;
-}
 
 /** Every byte SQLite holds for this data directory (the database and its write-ahead log). */
 const storedBytes = (dataDir: string): string =>

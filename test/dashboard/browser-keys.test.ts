@@ -1,6 +1,4 @@
-import { execFile } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
-import { promisify } from 'node:util';
 
 import OpenAI from 'openai';
 import { type Browser, chromium, type Page } from 'playwright-core';
@@ -8,7 +6,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { type MockServer, startMockServer } from '../../src/mock/index.js';
 import { chatLines, upload, waitDone } from '../helpers/batches.js';
-import { type BeshProcess, BIN, startBesh, tempDir } from '../helpers/besh-process.js';
+import { type BeshProcess, startBesh, tempDir } from '../helpers/besh-process.js';
+import { type CreatedKey, createKey as createProjectKey, revokeKey } from '../helpers/keys.js';
 
 // The dashboard with API keys on: a BESH with BESH_ADMIN_KEY and project keys made with
 // `besh keys create` before it starts.
@@ -16,11 +15,6 @@ const CHROMIUM = '/usr/bin/chromium';
 const haveChromium = existsSync(CHROMIUM);
 const ADMIN_KEY = 'besh-admin-key-for-the-browser-test-7c1f9a';
 const KEY_STORAGE = 'besh.apiKey';
-
-interface CreatedKey {
-  id: string;
-  key: string;
-}
 
 let mock: MockServer;
 let besh: BeshProcess;
@@ -41,12 +35,7 @@ const consoleErrors: string[] = [];
 /** While signed out the page meets 401s by design, which Chromium logs as "Failed to load resource". */
 let expect401 = true;
 
-const run = promisify(execFile);
-async function createKey(project: string, name: string): Promise<CreatedKey> {
-  const { stdout } = await run(process.execPath, [BIN, 'keys', 'create', '--project', project, '--name', name, '--data-dir', dir.path, '--json']);
-  const k = JSON.parse(stdout) as { id: string; key: string };
-  return { id: k.id, key: k.key };
-}
+const createKey = (project: string, name: string): Promise<CreatedKey> => createProjectKey(dir.path, project, { name });
 
 const createBatch = async (client: OpenAI, lines: number, prefix: string): Promise<string> => {
   const file = await upload(client, chatLines(lines, { prefix }));
@@ -253,7 +242,7 @@ describe.skipIf(!haveChromium)('dashboard with API keys in Chromium', () => {
     expect(consoleErrors).toEqual([]);
     // From the revocation on, any call of the page (the 10 s refresh too) may meet a 401.
     expect401 = true;
-    await run(process.execPath, [BIN, 'keys', 'revoke', spare.id, '--data-dir', dir.path]);
+    expect((await revokeKey(dir.path, spare.id)).code).toBe(0);
     await page.click('#refresh');
     await expect.poll(() => page.locator('#key-msg').innerText(), { timeout: 10_000 }).toBe('This API key has been revoked.');
     expect(await visible('#app')).toBe(false);

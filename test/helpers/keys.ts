@@ -1,21 +1,13 @@
 import OpenAI from 'openai';
 import { expect } from 'vitest';
 
-import { newBatchId, newFileId } from '../../src/domain/index.js';
+import { type ApiKeyObject, newBatchId, newFileId } from '../../src/domain/index.js';
 import { type CliResult, runCli } from '../cli/run-cli.js';
 import type { BeshProcess } from './besh-process.js';
 import type { RawAnswer } from './raw-http.js';
 
-/** What `besh keys create --json` prints: the key's public fields and, once, its secret. */
-export interface CreatedKey {
-  id: string;
-  project: string;
-  admin: boolean;
-  name: string | null;
-  prefix: string;
-  /** The secret (`besh-sk-…`). */
-  key: string;
-}
+/** What `besh keys create --json` prints: the key's public fields and, once, its secret (`besh-sk-…`). */
+export type CreatedKey = ApiKeyObject & { key: string };
 
 /** `besh keys create --project P --data-dir DIR --json` on the built binary. */
 export async function createKey(dataDir: string, project: string, opts: { admin?: boolean; name?: string } = {}): Promise<CreatedKey> {

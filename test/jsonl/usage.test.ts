@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 
 import { emptyUsage } from '../../src/domain/index.js';
-import { addUsage, extractUsage } from '../../src/jsonl/usage.js';
+import { addUsage, usageOfBody } from '../../src/jsonl/usage.js';
 
 const chat = {
   id: 'chatcmpl-1',
@@ -25,48 +25,48 @@ const responses = {
 };
 const embeddings = { object: 'list', data: [{ object: 'embedding', index: 0, embedding: [0.1, 0.2] }], model: 'e', usage: { prompt_tokens: 6, total_tokens: 6 } };
 
-describe('extractUsage', () => {
+describe('usageOfBody', () => {
   it('reads chat/completions usage', () => {
-    expect(extractUsage(JSON.stringify(chat))).toEqual({ inputTokens: 10, cachedTokens: 4, outputTokens: 5, reasoningTokens: 2, totalTokens: 15 });
+    expect(usageOfBody(JSON.stringify(chat))).toEqual({ inputTokens: 10, cachedTokens: 4, outputTokens: 5, reasoningTokens: 2, totalTokens: 15 });
   });
 
   it('reads responses usage', () => {
-    expect(extractUsage(JSON.stringify(responses))).toEqual({ inputTokens: 20, cachedTokens: 8, outputTokens: 7, reasoningTokens: 3, totalTokens: 27 });
+    expect(usageOfBody(JSON.stringify(responses))).toEqual({ inputTokens: 20, cachedTokens: 8, outputTokens: 7, reasoningTokens: 3, totalTokens: 27 });
   });
 
   it('reads embeddings usage', () => {
-    expect(extractUsage(JSON.stringify(embeddings))).toEqual({ inputTokens: 6, cachedTokens: 0, outputTokens: 0, reasoningTokens: 0, totalTokens: 6 });
+    expect(usageOfBody(JSON.stringify(embeddings))).toEqual({ inputTokens: 6, cachedTokens: 0, outputTokens: 0, reasoningTokens: 0, totalTokens: 6 });
   });
 
   it('takes the same numbers from large bodies (partial parse) as from small ones', () => {
     const bigEmb = { ...embeddings, data: Array.from({ length: 2000 }, (_, i) => ({ object: 'embedding', index: i, embedding: [0.5, -1e-7, 3] })) };
-    expect(extractUsage(JSON.stringify(bigEmb, null, 2))).toEqual(extractUsage(JSON.stringify(embeddings)));
+    expect(usageOfBody(JSON.stringify(bigEmb, null, 2))).toEqual(usageOfBody(JSON.stringify(embeddings)));
     const bigChat = { ...chat, choices: [{ message: { content: `${'a'.repeat(50_000)} "usage": {"prompt_tokens": 1}` } }] };
-    expect(extractUsage(JSON.stringify(bigChat))).toEqual(extractUsage(JSON.stringify(chat)));
+    expect(usageOfBody(JSON.stringify(bigChat))).toEqual(usageOfBody(JSON.stringify(chat)));
   });
 
   it('counts missing numbers as 0 and defaults the total', () => {
-    expect(extractUsage('{"usage":{"prompt_tokens":3,"completion_tokens":4}}')).toEqual({
+    expect(usageOfBody('{"usage":{"prompt_tokens":3,"completion_tokens":4}}')).toEqual({
       inputTokens: 3,
       cachedTokens: 0,
       outputTokens: 4,
       reasoningTokens: 0,
       totalTokens: 7,
     });
-    expect(extractUsage('{"usage":{}}')).toEqual(emptyUsage());
+    expect(usageOfBody('{"usage":{}}')).toEqual(emptyUsage());
   });
 
-  it('null without usage or JSON', () => {
-    expect(extractUsage('{"id":1}')).toBeNull();
-    expect(extractUsage('not json')).toBeNull();
-    expect(extractUsage('[1]')).toBeNull();
-    expect(extractUsage('{"usage":null}')).toBeNull();
+  it('null without usage, undefined for a body that is not a JSON object', () => {
+    expect(usageOfBody('{"id":1}')).toBeNull();
+    expect(usageOfBody('not json')).toBeUndefined();
+    expect(usageOfBody('[1]')).toBeUndefined();
+    expect(usageOfBody('{"usage":null}')).toBeNull();
   });
 
   it('addUsage sums', () => {
     const u = emptyUsage();
-    addUsage(u, extractUsage(JSON.stringify(chat))!);
-    addUsage(u, extractUsage(JSON.stringify(responses))!);
+    addUsage(u, usageOfBody(JSON.stringify(chat))!);
+    addUsage(u, usageOfBody(JSON.stringify(responses))!);
     expect(u).toEqual({ inputTokens: 30, cachedTokens: 12, outputTokens: 12, reasoningTokens: 5, totalTokens: 42 });
   });
 });

@@ -7,8 +7,8 @@ import OpenAI from 'openai';
 import { describe, expect, it } from 'vitest';
 
 import type { MockServer } from '../../src/mock/index.js';
-import { runCli } from '../cli/run-cli.js';
 import { chatLines, upload, waitDone, waitFor } from '../helpers/batches.js';
+import { createKey } from '../helpers/keys.js';
 import { stackFactory } from '../helpers/stack.js';
 
 const ADMIN_KEY = 'fair-share-admin-key-0123456789';
@@ -19,10 +19,7 @@ const setup = stackFactory('besh-fair-share-', { BESH_ADMIN_KEY: ADMIN_KEY, MAX_
 
 /** A key for `project`, made with `besh keys create` on the server's data directory while it runs. */
 async function projectClient(baseURL: string, dataDir: string, project: string): Promise<OpenAI> {
-  const r = await runCli(['keys', 'create', '--project', project, '--json', '--data-dir', dataDir]);
-  expect(r.code, r.stderr).toBe(0);
-  const key = (JSON.parse(r.stdout) as { key: string }).key;
-  return new OpenAI({ baseURL, apiKey: key, maxRetries: 0, timeout: 30_000 });
+  return new OpenAI({ baseURL, apiKey: (await createKey(dataDir, project)).key, maxRetries: 0, timeout: 30_000 });
 }
 
 async function create(client: OpenAI, jsonl: string) {

@@ -8,18 +8,19 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 
 import OpenAI from 'openai';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 
-import { type MockServer, startMockServer } from '../../src/mock/index.js';
+import type { MockServer } from '../../src/mock/index.js';
 import { chatLines, readJsonl, upload, waitDone, waitFor } from '../helpers/batches.js';
-import { type BeshProcess, startBesh, tempDir } from '../helpers/besh-process.js';
+import type { BeshProcess } from '../helpers/besh-process.js';
 import { call, expectEnvelope, expectServing, postText, type RawAnswer } from '../helpers/raw-http.js';
 import { rejects } from '../helpers/sdk-errors.js';
+import { stackFactory } from '../helpers/stack.js';
 
+const setup = stackFactory('besh-hostile-batches-');
 let mock: MockServer;
 let besh: BeshProcess;
 let client: OpenAI;
-let dir: { path: string; remove(): void };
 /** A valid input file, for the cases that only need some batch. */
 let input: string;
 /** The output file of a finished batch (purpose batch_output). */
@@ -27,30 +28,11 @@ let outputFile: string;
 
 beforeAll(async () => {
   // 100 ms per request and 2 workers: a 16-line batch runs for about a second.
-  mock = await startMockServer({ host: '127.0.0.1', port: 0, latencyMs: 100 });
-  dir = tempDir('besh-hostile-batches-');
-  besh = await startBesh(
-    {
-      OPENAI_API_BASE: `${mock.url}/v1`,
-      MAX_WORKERS: '2',
-      BESH_SHUTDOWN_GRACE_MS: '500',
-      BESH_RETRY_BASE_MS: '20',
-      BESH_PROGRESS_FLUSH_MS: '100',
-      LOG_LEVEL: 'warn',
-    },
-    { dataDir: dir.path },
-  );
-  client = besh.client;
+  ({ mock, besh, client } = await setup({ latencyMs: 100 }, { MAX_WORKERS: '2', BESH_SHUTDOWN_GRACE_MS: '500' }));
   input = await upload(client, chatLines(1, { prefix: 'shared' }), 'shared.jsonl');
   const done = await waitDone(client, (await create(input)).id, 20_000);
   expect(done.status).toBe('completed');
   outputFile = done.output_file_id!;
-});
-
-afterAll(async () => {
-  await besh?.kill();
-  await mock?.close();
-  dir?.remove();
 });
 
 const create = (inputFileId: string) => client.batches.create({ input_file_id: inputFileId, endpoint: '/v1/chat/completions', completion_window: '24h' });

@@ -9,11 +9,10 @@ import { join, resolve } from 'node:path';
 import { gzipSync } from 'node:zlib';
 
 import OpenAI, { toFile } from 'openai';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 
-import { type MockServer, startMockServer } from '../../src/mock/index.js';
 import { readJsonl, waitDone } from '../helpers/batches.js';
-import { type BeshProcess, startBesh, tempDir } from '../helpers/besh-process.js';
+import type { BeshProcess } from '../helpers/besh-process.js';
 import {
   blobFiles,
   BOUNDARY,
@@ -33,36 +32,17 @@ import {
   walk,
 } from '../helpers/raw-http.js';
 import { rejects } from '../helpers/sdk-errors.js';
+import { stackFactory } from '../helpers/stack.js';
 
 const MAX_FILE = 64 * 1024;
 const MAX_LINE = 4096;
 
-let mock: MockServer;
+const setup = stackFactory('besh-hostile-files-');
 let besh: BeshProcess;
 let client: OpenAI;
-let dir: { path: string; remove(): void };
 
 beforeAll(async () => {
-  mock = await startMockServer({ host: '127.0.0.1', port: 0 });
-  dir = tempDir('besh-hostile-files-');
-  besh = await startBesh(
-    {
-      OPENAI_API_BASE: `${mock.url}/v1`,
-      BESH_MAX_FILE_BYTES: String(MAX_FILE),
-      BESH_MAX_LINE_BYTES: String(MAX_LINE),
-      BESH_RETRY_BASE_MS: '20',
-      BESH_PROGRESS_FLUSH_MS: '100',
-      LOG_LEVEL: 'warn',
-    },
-    { dataDir: dir.path },
-  );
-  client = besh.client;
-});
-
-afterAll(async () => {
-  await besh?.kill();
-  await mock?.close();
-  dir?.remove();
+  ({ besh, client } = await setup({}, { BESH_MAX_FILE_BYTES: String(MAX_FILE), BESH_MAX_LINE_BYTES: String(MAX_LINE) }));
 });
 
 const line = (i: number, extra = ''): string =>

@@ -7,9 +7,9 @@ import OpenAI, { toFile } from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { type MockServer, startMockServer } from '../../src/mock/index.js';
-import { runCli } from '../cli/run-cli.js';
 import { chatLines, readJsonl, waitDone } from '../helpers/batches.js';
 import { type BeshProcess, startBesh, tempDir } from '../helpers/besh-process.js';
+import { createKey, revokeKey } from '../helpers/keys.js';
 
 const UPSTREAM_KEY = 'sk-upstream-SECRET-u7Hq2LmZ9xVb4';
 const ADMIN_KEY = 'admin-SECRET-k3Rt8WnQ5pJc1Yd6';
@@ -63,12 +63,6 @@ const bearer = (key: string): Record<string, string> => ({ authorization: `Beare
 
 const sdk = (besh: BeshProcess, apiKey: string, project?: string): OpenAI =>
   new OpenAI({ baseURL: besh.baseURL, apiKey, maxRetries: 0, timeout: 30_000, fetch: recordingFetch, ...(project ? { project } : {}) });
-
-async function createKey(dataDir: string, project: string): Promise<{ id: string; key: string }> {
-  const r = await runCli(['keys', 'create', '--project', project, '--json', '--data-dir', dataDir]);
-  expect(r.code, r.stderr).toBe(0);
-  return JSON.parse(r.stdout) as { id: string; key: string };
-}
 
 /** The headers docs/security.md promises on every answer. */
 function expectSecurityHeaders(a: Answer): void {
@@ -184,7 +178,7 @@ describe('secrets stay secret; security headers; CORS off by default', () => {
 
     // Use one more key, then revoke it while the server runs.
     expect((await call(besh.url, '/v1/me', { headers: bearer(revokedKey.key) })).json).toMatchObject({ project: 'research', key_id: revokedKey.id });
-    const revoke = await runCli(['keys', 'revoke', revokedKey.id, '--data-dir', dir.path]);
+    const revoke = await revokeKey(dir.path, revokedKey.id);
     expect(revoke.code, revoke.stderr).toBe(0);
   }, 90_000);
 

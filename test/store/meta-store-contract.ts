@@ -610,12 +610,13 @@ export function metaStoreContract(name: string, makeStore: () => Promise<MetaSto
         expect(ids((await store.listBatches({ limit: 10, after: beta[2]!.id })).data)).toEqual([alpha[2]!.id, beta[1]!.id, alpha[1]!.id, beta[0]!.id, alpha[0]!.id]);
       });
 
-      it('bytesByPurpose sums one project’s files, or all', async () => {
+      it('bytesByPurpose sums one project’s files, or all; storedBytesByProject each project’s', async () => {
         await seedTwoProjects();
         expect(await store.bytesByPurpose('alpha')).toEqual({ batch: 100 + 101 + 102 });
         expect(await store.bytesByPurpose('beta')).toEqual({ batch: 1000 + 3000, batch_output: 2000 });
         expect(await store.bytesByPurpose()).toEqual({ batch: 303 + 4000, batch_output: 2000 });
         expect(await store.bytesByPurpose('gamma')).toEqual({});
+        expect(await store.storedBytesByProject()).toEqual({ alpha: 303, beta: 6000 });
       });
 
       it('countBatchesByStatus counts one project’s batches, or all', async () => {
@@ -660,57 +661,57 @@ export function metaStoreContract(name: string, makeStore: () => Promise<MetaSto
         expect((await store.projectUsage('alpha')).queuedRequests).toBe(7);
       });
 
-      it('insertFileWithinQuota inserts up to the limit exactly and refuses past it, writing nothing', async () => {
+      it('insertFile with a limit inserts up to the limit exactly and refuses past it, writing nothing', async () => {
         await store.insertFile(fileFixture({ project: 'alpha', bytes: 600 }));
         await store.insertFile(fileFixture({ project: 'alpha', purpose: 'batch_output', bytes: 300 }));
         await store.insertFile(fileFixture({ project: 'beta', bytes: 5000 }));
         const over = fileFixture({ project: 'alpha', bytes: 101 });
-        expect(await store.insertFileWithinQuota(over, 1000)).toBe(false);
+        expect(await store.insertFile(over, 1000)).toBe(false);
         expect(await store.getFile(over.id)).toBeNull();
         expect((await store.listFiles({ limit: 10, order: 'asc', project: 'alpha' })).data).toHaveLength(2);
         expect((await store.projectUsage('alpha')).storedBytes).toBe(900);
 
         const exact = fileFixture({ project: 'alpha', bytes: 100 });
-        expect(await store.insertFileWithinQuota(exact, 1000)).toBe(true);
+        expect(await store.insertFile(exact, 1000)).toBe(true);
         expect(await store.getFile(exact.id)).toEqual(exact);
         // Full: one more byte does not fit.
         const one = fileFixture({ project: 'alpha', bytes: 1 });
-        expect(await store.insertFileWithinQuota(one, 1000)).toBe(false);
+        expect(await store.insertFile(one, 1000)).toBe(false);
         expect(await store.getFile(one.id)).toBeNull();
         // No limit; and another project's bytes never count.
         const free = fileFixture({ project: 'alpha', bytes: 1_000_000 });
-        expect(await store.insertFileWithinQuota(free, null)).toBe(true);
+        expect(await store.insertFile(free, null)).toBe(true);
         const gamma = fileFixture({ project: 'gamma', bytes: 1000 });
-        expect(await store.insertFileWithinQuota(gamma, 1000)).toBe(true);
+        expect(await store.insertFile(gamma, 1000)).toBe(true);
         expect(await store.getFile(gamma.id)).toEqual(gamma);
       });
 
-      it('insertFileWithinQuota lets exactly one of two racing inserts take the last bytes', async () => {
+      it('insertFile with a limit lets exactly one of two racing inserts take the last bytes', async () => {
         const a = fileFixture({ project: 'alpha', bytes: 600 });
         const b = fileFixture({ project: 'alpha', bytes: 600 });
-        const results = await Promise.all([store.insertFileWithinQuota(a, 1000), store.insertFileWithinQuota(b, 1000)]);
+        const results = await Promise.all([store.insertFile(a, 1000), store.insertFile(b, 1000)]);
         expect(results.filter(Boolean)).toHaveLength(1);
         expect((await store.projectUsage('alpha')).storedBytes).toBe(600);
       });
 
-      it('insertBatchWithinQuota refuses past maxActiveBatches, naming the limit and writing nothing', async () => {
+      it('insertBatch with a quota refuses past maxActiveBatches, naming the limit and writing nothing', async () => {
         await seedBatches(2, () => ({ project: 'alpha', status: 'in_progress' }));
         await seedBatches(3, () => ({ project: 'alpha', status: 'completed', completedAt: T0 + 1 }));
         await seedBatches(5, () => ({ project: 'beta', status: 'in_progress' }));
         const refused = batchFixture({ project: 'alpha' });
-        expect(await store.insertBatchWithinQuota(refused, 1, { maxActiveBatches: 2, maxQueuedRequests: null })).toBe('maxActiveBatches');
+        expect(await store.insertBatch(refused, { requests: 1, maxActiveBatches: 2, maxQueuedRequests: null })).toBe('maxActiveBatches');
         expect(await store.getBatch(refused.id)).toBeNull();
         expect(await store.countBatchesByStatus('alpha')).toEqual({ in_progress: 2, completed: 3 });
         const fits = batchFixture({ project: 'alpha' });
-        expect(await store.insertBatchWithinQuota(fits, 1, { maxActiveBatches: 3, maxQueuedRequests: null })).toBeNull();
+        expect(await store.insertBatch(fits, { requests: 1, maxActiveBatches: 3, maxQueuedRequests: null })).toBeNull();
         expect(await store.getBatch(fits.id)).toEqual(fits);
         const unlimited = batchFixture({ project: 'alpha' });
-        expect(await store.insertBatchWithinQuota(unlimited, 1, { maxActiveBatches: null, maxQueuedRequests: null })).toBeNull();
+        expect(await store.insertBatch(unlimited, { requests: 1, maxActiveBatches: null, maxQueuedRequests: null })).toBeNull();
         // Beta's five do not count against gamma.
-        expect(await store.insertBatchWithinQuota(batchFixture({ project: 'gamma' }), 1, { maxActiveBatches: 1, maxQueuedRequests: null })).toBeNull();
+        expect(await store.insertBatch(batchFixture({ project: 'gamma' }), { requests: 1, maxActiveBatches: 1, maxQueuedRequests: null })).toBeNull();
       });
 
-      it('insertBatchWithinQuota refuses past maxQueuedRequests, naming the limit and writing nothing', async () => {
+      it('insertBatch with a quota refuses past maxQueuedRequests, naming the limit and writing nothing', async () => {
         const input = fileFixture({ project: 'alpha', lines: 4 });
         await store.insertFile(input);
         await store.insertBatch(batchFixture({ project: 'alpha', status: 'in_progress', inputFileId: input.id, requestCounts: { total: 6, completed: 1, failed: 1 } }));
@@ -718,13 +719,13 @@ export function metaStoreContract(name: string, makeStore: () => Promise<MetaSto
         await store.insertBatch(batchFixture({ project: 'beta', status: 'validating', inputFileId: input.id }));
         // alpha holds 4 + 4 = 8 queued requests.
         const refused = batchFixture({ project: 'alpha' });
-        expect(await store.insertBatchWithinQuota(refused, 3, { maxActiveBatches: null, maxQueuedRequests: 10 })).toBe('maxQueuedRequests');
+        expect(await store.insertBatch(refused, { requests: 3, maxActiveBatches: null, maxQueuedRequests: 10 })).toBe('maxQueuedRequests');
         expect(await store.getBatch(refused.id)).toBeNull();
         expect((await store.listBatches({ limit: 10, project: 'alpha' })).data).toHaveLength(2);
         const exact = batchFixture({ project: 'alpha' });
-        expect(await store.insertBatchWithinQuota(exact, 2, { maxActiveBatches: null, maxQueuedRequests: 10 })).toBeNull();
+        expect(await store.insertBatch(exact, { requests: 2, maxActiveBatches: null, maxQueuedRequests: 10 })).toBeNull();
         expect(await store.getBatch(exact.id)).toEqual(exact);
-        expect(await store.insertBatchWithinQuota(batchFixture({ project: 'alpha' }), 0, { maxActiveBatches: null, maxQueuedRequests: null })).toBeNull();
+        expect(await store.insertBatch(batchFixture({ project: 'alpha' }), { requests: 0, maxActiveBatches: null, maxQueuedRequests: null })).toBeNull();
       });
     });
 

@@ -5,9 +5,10 @@ import { basename } from 'node:path';
 import { Readable } from 'node:stream';
 import type { ReadableStream as NodeReadableStream } from 'node:stream/web';
 
+import type { ApiKeyObject } from '../../domain/index.js';
 import type { Connection } from './connection.js';
 import { apiError, CliError, networkReason, type RequestSubject, unreachable } from './errors.js';
-import type { ApiKeyView, Batch, Deleted, FileObject, ListPage, ProjectView } from './types.js';
+import type { Batch, Deleted, FileObject, ListPage, ProjectView } from './types.js';
 
 type Method = 'GET' | 'POST' | 'DELETE';
 
@@ -64,11 +65,11 @@ export class BeshClient {
   }
 
   // Admin key routes (besh keys / besh projects with --base-url).
-  listKeys(): Promise<{ data: ApiKeyView[] }> {
+  listKeys(): Promise<{ data: ApiKeyObject[] }> {
     return this.#json('GET', '/keys');
   }
 
-  createKey(params: { project: string; admin: boolean; name: string | null }): Promise<ApiKeyView & { key: string }> {
+  createKey(params: { project: string; admin: boolean; name: string | null }): Promise<ApiKeyObject & { key: string }> {
     return this.#json('POST', '/keys', { json: params });
   }
 

@@ -75,19 +75,6 @@ export interface Deleted {
   deleted: boolean;
 }
 
-/** An API key as /v1/keys and `besh keys list --json` show it (never its secret). */
-export interface ApiKeyView {
-  id: string;
-  object: 'api_key';
-  project: string;
-  admin: boolean;
-  name: string | null;
-  prefix: string;
-  created_at: number;
-  last_used_at: number | null;
-  revoked_at: number | null;
-}
-
 type LimitsView = { max_stored_bytes: number | null; max_active_batches: number | null; max_queued_requests: number | null };
 
 export interface ProjectView {

@@ -19,7 +19,7 @@ import {
   type RequestCounts,
   type Usage,
 } from '../../domain/index.js';
-import type { AnalyticsMinute, BatchesPageQuery, MetaStore, TransitionFields } from '../meta-store.js';
+import type { AnalyticsMinute, BatchesPageQuery, BatchQuota, BatchQuotaLimits, MetaStore, TransitionFields } from '../meta-store.js';
 import { prepareAnalytics } from './analytics-statements.js';
 import { migrate } from './migrations.js';
 import {
@@ -107,10 +107,8 @@ export class SqliteMetaStore implements MetaStore {
   readonly #s: ReturnType<typeof prepareStatements>;
   readonly #a: ReturnType<typeof prepareAnalytics>;
   readonly #transitionTx: Database.Transaction<(params: TransitionParams, files: readonly FileRecord[]) => BatchRow | null>;
-  readonly #insertFileWithinQuotaTx: Database.Transaction<(file: FileRecord, max: number | null) => boolean>;
-  readonly #insertBatchWithinQuotaTx: Database.Transaction<
-    (batch: BatchRecord, requests: number, limits: Pick<ProjectLimits, 'maxActiveBatches' | 'maxQueuedRequests'>) => 'maxActiveBatches' | 'maxQueuedRequests' | null
-  >;
+  readonly #insertFileTx: Database.Transaction<(file: FileRecord, max: number | null) => boolean>;
+  readonly #insertBatchTx: Database.Transaction<(batch: BatchRecord, quota: BatchQuota | null) => keyof BatchQuotaLimits | null>;
 
   private constructor(db: Database.Database) {
     this.#db = db;
@@ -123,14 +121,14 @@ export class SqliteMetaStore implements MetaStore {
       for (const f of files) s.insertFile.run(fileToParams(f));
       return row;
     });
-    this.#insertFileWithinQuotaTx = db.transaction((file: FileRecord, max: number | null): boolean => {
+    this.#insertFileTx = db.transaction((file: FileRecord, max: number | null): boolean => {
       if (max !== null && (s.storedBytes.get(file.project) ?? 0) + file.bytes > max) return false;
       s.insertFile.run(fileToParams(file));
       return true;
     });
-    this.#insertBatchWithinQuotaTx = db.transaction((batch, requests, limits) => {
-      if (limits.maxActiveBatches !== null && (s.activeBatches.get(batch.project) ?? 0) + 1 > limits.maxActiveBatches) return 'maxActiveBatches';
-      if (limits.maxQueuedRequests !== null && (s.queuedRequests.get(batch.project) ?? 0) + requests > limits.maxQueuedRequests) return 'maxQueuedRequests';
+    this.#insertBatchTx = db.transaction((batch, q) => {
+      if (q?.maxActiveBatches != null && (s.activeBatches.get(batch.project) ?? 0) + 1 > q.maxActiveBatches) return 'maxActiveBatches';
+      if (q?.maxQueuedRequests != null && (s.queuedRequests.get(batch.project) ?? 0) + q.requests > q.maxQueuedRequests) return 'maxQueuedRequests';
       s.insertBatch.run(batchToParams(batch));
       return null;
     });
@@ -155,14 +153,8 @@ export class SqliteMetaStore implements MetaStore {
 
   // ── files ──────────────────────────────────────────────────────────────────────────────────
 
-  insertFile(file: FileRecord): Promise<void> {
-    return settle(() => {
-      this.#s.insertFile.run(fileToParams(file));
-    });
-  }
-
-  insertFileWithinQuota(file: FileRecord, maxStoredBytes: number | null): Promise<boolean> {
-    return settle(() => this.#insertFileWithinQuotaTx.immediate(file, maxStoredBytes));
+  insertFile(file: FileRecord, maxStoredBytes: number | null = null): Promise<boolean> {
+    return settle(() => this.#insertFileTx.immediate(file, maxStoredBytes));
   }
 
   getFile(id: string): Promise<FileRecord | null> {
@@ -203,18 +195,8 @@ export class SqliteMetaStore implements MetaStore {
 
   // ── batches ────────────────────────────────────────────────────────────────────────────────
 
-  insertBatch(batch: BatchRecord): Promise<void> {
-    return settle(() => {
-      this.#s.insertBatch.run(batchToParams(batch));
-    });
-  }
-
-  insertBatchWithinQuota(
-    batch: BatchRecord,
-    requests: number,
-    limits: Pick<ProjectLimits, 'maxActiveBatches' | 'maxQueuedRequests'>,
-  ): Promise<'maxActiveBatches' | 'maxQueuedRequests' | null> {
-    return settle(() => this.#insertBatchWithinQuotaTx.immediate(batch, requests, limits));
+  insertBatch(batch: BatchRecord, quota?: BatchQuota): Promise<keyof BatchQuotaLimits | null> {
+    return settle(() => this.#insertBatchTx.immediate(batch, quota ?? null));
   }
 
   getBatch(id: string): Promise<BatchRecord | null> {
@@ -312,6 +294,10 @@ export class SqliteMetaStore implements MetaStore {
     }));
   }
 
+  storedBytesByProject(): Promise<Record<string, number>> {
+    return settle(() => Object.fromEntries(this.#s.storedBytesByProject.all().map((r) => [r.project, r.bytes])));
+  }
+
   listProjects(): Promise<string[]> {
     return settle(() => this.#s.listProjects.all());
   }
@@ -325,7 +311,6 @@ export class SqliteMetaStore implements MetaStore {
 
   setProjectLimits(project: string, limits: Partial<ProjectLimits>): Promise<void> {
     return settle(() => {
-      const flag = (v: unknown): number => (v === undefined ? 0 : 1);
       this.#s.setLimits.run({
         project,
         set_bytes: flag(limits.maxStoredBytes),
@@ -467,6 +452,7 @@ function prepareStatements(db: Database.Database) {
 
     // Quotas and projects.
     storedBytes: db.prepare<[string], number>('SELECT COALESCE(SUM(bytes), 0) FROM files WHERE project = ?').pluck(),
+    storedBytesByProject: db.prepare<[], { project: string; bytes: number }>('SELECT project, SUM(bytes) AS bytes FROM files GROUP BY project'),
     activeBatches: db.prepare<[string], number>(`SELECT COUNT(*) FROM batches WHERE project = ? AND ${unfinished}`).pluck(),
     // Unanswered requests: a running batch's remaining count; a batch still validating, its file's lines.
     queuedRequests: db
@@ -530,8 +516,10 @@ function prepareStatements(db: Database.Database) {
   };
 }
 
+/** A `set_*` parameter: 1 when the field was given (undefined = keep the column's value). */
+const flag = (v: unknown): number => (v === undefined ? 0 : 1);
+
 function transitionParams(id: string, from: readonly BatchStatus[], to: BatchStatus, at: number, f: TransitionFields): TransitionParams {
-  const flag = (v: unknown): number => (v === undefined ? 0 : 1);
   return {
     id,
     from: JSON.stringify(from),
