@@ -10,7 +10,7 @@ export {
   type ValidationOutcome,
   validateRequestLine,
 } from './request-validator.js';
-export { type ResultFileScan, ResultWriter, scanResultFile } from './result-file.js';
+export { type ResultLinesScan, scanResultLines } from './result-file.js';
 export { errorLine, httpErrorLine, successLine } from './result-line.js';
 export { UploadChecker, type UploadCheckerOptions } from './upload-checker.js';
 export { addUsage, usageFromObject, usageOfBody } from './usage.js';

@@ -1,22 +1,27 @@
 import { randomBytes } from 'node:crypto';
-import { createReadStream, createWriteStream, mkdirSync, type WriteStream } from 'node:fs';
-import { mkdir, open, readdir, rename, rmdir, stat, unlink } from 'node:fs/promises';
-import { dirname, isAbsolute, join, resolve, sep } from 'node:path';
+import { createReadStream, createWriteStream, mkdirSync } from 'node:fs';
+import { readdir, rm, rmdir, stat, statfs, unlink } from 'node:fs/promises';
+import { dirname, join, resolve, sep } from 'node:path';
 import type { Readable } from 'node:stream';
-import { finished } from 'node:stream/promises';
 
-import type { BlobStore, BlobUpload } from './blob-store.js';
+import { assertValidKey, assertValidPrefix } from './blob-key-rules.js';
+import type { BlobPart, BlobStore, BlobUpload, SegmentWriter } from './blob-store.js';
+import { composeParts } from './compose-parts.js';
+import { isErrno } from './local-blob-fs.js';
+import { LocalUpload } from './local-blob-upload.js';
+import { LocalSegmentWriter } from './local-segment-writer.js';
 
 const READ_HIGH_WATER_MARK = 1024 * 1024;
 const TMP_DIR = 'tmp';
 const PART_SUFFIX = '.part';
 
 /**
- * BlobStore on a local directory. Keys are relative `/`-separated paths (`files/file-abc.jsonl`,
- * `batches/batch_x/output.jsonl`); uploads are written under `<root>/tmp/` and renamed into place
- * on commit, so a reader never sees a half-written blob.
+ * BlobStore on a local directory: a key is a path under the root. Uploads are written under
+ * `<root>/tmp/` and renamed into place on commit, so a reader never sees a half-written blob.
  */
 export class LocalBlobStore implements BlobStore {
+  readonly kind = 'local';
+  readonly durableAppend = true;
   readonly rootDir: string;
   readonly #tmpDir: string;
 
@@ -26,20 +31,23 @@ export class LocalBlobStore implements BlobStore {
   }
 
   createUpload(key: string): BlobUpload {
-    const target = this.pathOf(key);
-    mkdirSync(this.#tmpDir, { recursive: true });
+    const target = this.#pathOf(key);
+    try {
+      mkdirSync(this.#tmpDir, { recursive: true });
+    } catch {
+      // The stream's open fails the same way, and commit() reports it.
+    }
     const tmp = join(this.#tmpDir, `${randomBytes(16).toString('hex')}${PART_SUFFIX}`);
     return new LocalUpload(createWriteStream(tmp, { flags: 'wx' }), tmp, target);
   }
 
-  /** `start`/`end` are byte offsets, both inclusive (as `fs.createReadStream`). */
   openRead(key: string, opts: { start?: number; end?: number } = {}): Readable {
-    return createReadStream(this.pathOf(key), { start: opts.start, end: opts.end, highWaterMark: READ_HIGH_WATER_MARK });
+    return createReadStream(this.#pathOf(key), { start: opts.start, end: opts.end, highWaterMark: READ_HIGH_WATER_MARK });
   }
 
   async size(key: string): Promise<number | null> {
     try {
-      const st = await stat(this.pathOf(key));
+      const st = await stat(this.#pathOf(key));
       return st.isFile() ? st.size : null;
     } catch (err) {
       if (isErrno(err, 'ENOENT', 'ENOTDIR')) return null;
@@ -49,34 +57,56 @@ export class LocalBlobStore implements BlobStore {
 
   /** Removes the blob (no error if it is already gone) and any directories under `batches/` it leaves empty. */
   async delete(key: string): Promise<void> {
-    const path = this.pathOf(key);
+    const path = this.#pathOf(key);
     try {
       await unlink(path);
     } catch (err) {
-      if (!isErrno(err, 'ENOENT')) throw err;
+      if (!isErrno(err, 'ENOENT', 'ENOTDIR')) throw err;
     }
-    const batchesDir = join(this.rootDir, 'batches');
-    for (let dir = dirname(path); dir.startsWith(batchesDir + sep); dir = dirname(dir)) {
+    await this.#pruneFrom(dirname(path));
+  }
+
+  async deletePrefix(prefix: string): Promise<number> {
+    assertValidPrefix(prefix);
+    const dir = this.#pathOf(prefix.slice(0, -1));
+    let entries;
+    try {
+      entries = await readdir(dir, { recursive: true, withFileTypes: true });
+    } catch (err) {
+      if (isErrno(err, 'ENOENT', 'ENOTDIR')) return 0;
+      throw err;
+    }
+    await rm(dir, { recursive: true, force: true });
+    await this.#pruneFrom(dirname(dir));
+    return entries.filter((e) => e.isFile()).length;
+  }
+
+  openSegment(key: string): SegmentWriter {
+    return new LocalSegmentWriter(key, this.#pathOf(key), () => this.delete(key));
+  }
+
+  compose(key: string, parts: readonly BlobPart[]): Promise<number> {
+    return composeParts(this, key, parts);
+  }
+
+  /** Bytes available to this (unprivileged) process on the file system of the root. */
+  async freeBytes(): Promise<number> {
+    // The root may not exist yet: its nearest existing ancestor is on the same file system.
+    for (let dir = this.rootDir; ; dir = dirname(dir)) {
       try {
-        await rmdir(dir);
+        const s = await statfs(dir);
+        return s.bavail * s.bsize;
       } catch (err) {
-        if (isErrno(err, 'ENOENT')) continue; // already gone: its parent may still be empty
-        if (isErrno(err, 'ENOTEMPTY', 'EEXIST')) return;
-        throw err;
+        if (!isErrno(err, 'ENOENT') || dirname(dir) === dir) throw err;
       }
     }
   }
 
-  pathOf(key: string): string {
-    assertValidKey(key);
-    return join(this.rootDir, ...key.split('/'));
-  }
+  /** Removes `tmp/*.part` files (uploads interrupted by a crash) last modified more than `olderThanMs` ago. */
+  /** Nothing is held open between calls. */
+  async close(): Promise<void> {}
 
-  /**
-   * Removes every leftover `tmp/*.part` (uploads interrupted by a crash). Call only when no upload
-   * is running, e.g. at server start. Returns how many were removed.
-   */
-  async cleanTemp(): Promise<number> {
+  async cleanTemp(olderThanMs: number): Promise<number> {
     let names: string[];
     try {
       names = await readdir(this.#tmpDir);
@@ -84,11 +114,14 @@ export class LocalBlobStore implements BlobStore {
       if (isErrno(err, 'ENOENT')) return 0;
       throw err;
     }
+    const cutoff = Date.now() - olderThanMs;
     let removed = 0;
     for (const name of names) {
       if (!name.endsWith(PART_SUFFIX)) continue;
+      const path = join(this.#tmpDir, name);
       try {
-        await unlink(join(this.#tmpDir, name));
+        if (olderThanMs > 0 && (await stat(path)).mtimeMs > cutoff) continue;
+        await unlink(path);
         removed++;
       } catch (err) {
         if (!isErrno(err, 'ENOENT')) throw err;
@@ -96,105 +129,24 @@ export class LocalBlobStore implements BlobStore {
     }
     return removed;
   }
-}
 
-class LocalUpload implements BlobUpload {
-  readonly stream: WriteStream;
-  readonly #tmp: string;
-  readonly #target: string;
-  #state: 'open' | 'committing' | 'committed' | 'aborted' = 'open';
-  #committing: Promise<void> | null = null;
-
-  constructor(stream: WriteStream, tmp: string, target: string) {
-    this.stream = stream;
-    this.#tmp = tmp;
-    this.#target = target;
-    // A write error must not crash the process when nobody else listens; commit() reports it.
-    stream.on('error', () => {});
+  #pathOf(key: string): string {
+    assertValidKey(key);
+    if (key.split('/', 1)[0] === TMP_DIR) throw new Error(`Invalid blob key (reserved \`tmp/\` prefix): ${JSON.stringify(key)}`);
+    return join(this.rootDir, ...key.split('/'));
   }
 
-  /** Waits for the writer to end the stream (it does not end it), fsyncs and renames into place. */
-  commit(): Promise<void> {
-    if (this.#state !== 'open') return Promise.reject(new Error(`Upload already ${this.#state}`));
-    this.#state = 'committing';
-    this.#committing = this.#commit().then(
-      () => {
-        this.#state = 'committed';
-      },
-      async (err: unknown) => {
-        this.#state = 'aborted';
-        await this.#discard();
+  /** Removes `dir` and its parents while they are empty, staying under `batches/`. */
+  async #pruneFrom(dir: string): Promise<void> {
+    const batchesDir = join(this.rootDir, 'batches');
+    for (; dir.startsWith(batchesDir + sep); dir = dirname(dir)) {
+      try {
+        await rmdir(dir);
+      } catch (err) {
+        if (isErrno(err, 'ENOENT', 'ENOTDIR')) continue; // already gone: its parent may still be empty
+        if (isErrno(err, 'ENOTEMPTY', 'EEXIST')) return;
         throw err;
-      },
-    );
-    return this.#committing;
-  }
-
-  async #commit(): Promise<void> {
-    await finished(this.stream); // rejects on a stream error or a destroy before 'finish'
-    await this.#closed();
-    const fh = await open(this.#tmp, 'r');
-    try {
-      await fh.sync();
-    } finally {
-      await fh.close();
+      }
     }
-    const dir = dirname(this.#target);
-    await mkdir(dir, { recursive: true });
-    await rename(this.#tmp, this.#target);
-    await syncDir(dir);
   }
-
-  /** Removes the temp file. Never throws; a no-op after a successful commit. */
-  async abort(): Promise<void> {
-    if (this.#state === 'committing') await this.#committing?.catch(() => {});
-    if (this.#state === 'committed') return;
-    this.#state = 'aborted';
-    await this.#discard();
-  }
-
-  async #discard(): Promise<void> {
-    this.stream.destroy();
-    // The file may still be being opened: unlink only once the stream has released it.
-    await this.#closed();
-    await unlink(this.#tmp).catch(() => {});
-  }
-
-  async #closed(): Promise<void> {
-    if (this.stream.closed) return;
-    await new Promise<void>((done) => this.stream.once('close', () => done()));
-  }
-}
-
-/** Throws unless `key` is a plain relative path: no absolute path, `.`/`..`/empty segment, backslash or NUL. */
-function assertValidKey(key: string): void {
-  const bad = (why: string): never => {
-    throw new Error(`Invalid blob key (${why}): ${JSON.stringify(key)}`);
-  };
-  if (key.length === 0) bad('empty');
-  if (key.includes('\0')) bad('NUL');
-  if (key.includes('\\')) bad('backslash');
-  if (isAbsolute(key)) bad('absolute');
-  const segments = key.split('/');
-  if (segments.some((s) => s === '..')) bad('`..` segment');
-  if (segments.some((s) => s === '' || s === '.')) bad('empty or `.` segment');
-  if (segments[0] === TMP_DIR) bad('reserved `tmp/` prefix');
-}
-
-/** Makes a rename durable. Best effort: some file systems refuse to fsync a directory. */
-async function syncDir(dir: string): Promise<void> {
-  try {
-    const fh = await open(dir, 'r');
-    try {
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-  } catch {
-    // ignore
-  }
-}
-
-function isErrno(err: unknown, ...codes: string[]): boolean {
-  return err instanceof Error && 'code' in err && typeof err.code === 'string' && codes.includes(err.code);
 }

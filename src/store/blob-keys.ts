@@ -1,0 +1,24 @@
+/**
+ * Every blob key BESH writes, in one place (nothing else spells a key). Keys are relative,
+ * `/`-separated and safe on any file system and in S3.
+ *
+ *   files/<file id>.jsonl                               an uploaded input file
+ *   batches/<batch id>/segments/<kind>-<shard>-<epoch>-<seq>.jsonl
+ *                                                       result lines of one shard, written by one
+ *                                                       lease holder (epoch), in order (seq)
+ *   batches/<batch id>/output.jsonl | errors.jsonl      the composed result files of a finished batch
+ */
+export type ResultKind = 'output' | 'error';
+
+export const inputFileKey = (fileId: string): string => `files/${fileId}.jsonl`;
+
+export const batchPrefix = (batchId: string): string => `batches/${batchId}/`;
+
+export const resultFileKey = (batchId: string, kind: ResultKind): string =>
+  `${batchPrefix(batchId)}${kind === 'output' ? 'output' : 'errors'}.jsonl`;
+
+/** Zero-padded so that a listing in key order is the order of shards, epochs and sequence numbers. */
+export const segmentKey = (batchId: string, kind: ResultKind, shardNo: number, epoch: number, seq: number): string =>
+  `${batchPrefix(batchId)}segments/${kind}-${pad(shardNo, 6)}-${pad(epoch, 6)}-${pad(seq, 6)}.jsonl`;
+
+const pad = (n: number, width: number): string => String(n).padStart(width, '0');

@@ -1,0 +1,202 @@
+import { randomBytes } from 'node:crypto';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { crc32 } from 'node:zlib';
+
+import { ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+import { S3BlobStore, type S3BlobStoreOptions } from '../../src/store/s3-blob-store.js';
+import { parseS3Url } from '../../src/store/s3-url.js';
+import { type S3TestServer, startS3Server } from '../helpers/s3-server.js';
+import { blobStoreContract, put, readText } from './blob-store-contract.js';
+
+const MiB = 1024 * 1024;
+let server: S3TestServer;
+const stores: S3BlobStore[] = [];
+let counter = 0;
+
+beforeAll(async () => {
+  server = await startS3Server();
+});
+
+afterAll(async () => {
+  for (const s of stores) await s.close();
+  await server?.stop();
+});
+
+/** Every request must go to the loopback test server: the SDK never reaches the internet here. */
+function loopbackOnly(client: S3Client): void {
+  client.middlewareStack.add(
+    (next) => (args) => {
+      const { hostname } = args.request as { hostname?: string };
+      if (hostname !== '127.0.0.1') throw new Error(`S3 request to ${hostname} refused by the test`);
+      return next(args);
+    },
+    { step: 'finalizeRequest', name: 'loopbackOnly' },
+  );
+}
+
+/** Records the name of every command the client sends. */
+function commandLog(client: S3Client): string[] {
+  const log: string[] = [];
+  client.middlewareStack.add(
+    (next, context) => (args) => {
+      log.push(context.commandName ?? '?');
+      return next(args);
+    },
+    { step: 'initialize', name: 'commandLog' },
+  );
+  return log;
+}
+
+function makeStore(opts: Partial<S3BlobStoreOptions> & { bucket?: string; prefix?: string } = {}): S3BlobStore {
+  const { bucket, prefix, ...rest } = opts;
+  const store = new S3BlobStore(bucket ?? server.bucket, prefix ?? `t${++counter}/`, {
+    endpoint: server.endpoint,
+    region: 'us-east-1',
+    accessKeyId: server.accessKeyId,
+    secretAccessKey: server.secretAccessKey,
+    partSize: 5 * MiB, // the S3 minimum: multipart from 5 MiB on
+    pageSize: 4, // deletePrefix pages in the contract
+    ...rest,
+  });
+  loopbackOnly(store.client);
+  stores.push(store);
+  return store;
+}
+
+blobStoreContract('S3BlobStore (s3rver)', () => makeStore(), { makeBrokenStore: () => makeStore({ bucket: 'no-such-bucket' }) });
+
+describe('S3BlobStore', () => {
+  it('declares itself: no append durability, no free-space bound, no temp files', async () => {
+    const store = makeStore();
+    expect([store.kind, store.durableAppend]).toEqual(['s3', false]);
+    expect(await store.freeBytes()).toBeNull();
+    expect(await store.cleanTemp(0)).toBe(0);
+  });
+
+  it('uses path-style URLs when given an endpoint, virtual-hosted ones otherwise', () => {
+    expect(makeStore().client.config.forcePathStyle).toBe(true);
+    const aws = new S3BlobStore('bucket', '', { region: 'eu-west-1' }); // sends nothing
+    stores.push(aws);
+    expect(aws.client.config.forcePathStyle).toBe(false);
+    expect(() => new S3BlobStore('bucket', '', { region: 'eu-west-1', accessKeyId: 'only-one' })).toThrow(/both/);
+  });
+
+  it('keeps blobs under its prefix, separate from other prefixes in the bucket', async () => {
+    const a = makeStore({ prefix: 'tenant-a' });
+    const b = makeStore({ prefix: 'tenant-b/' });
+    expect(a.prefix).toBe('tenant-a/');
+    await put(a, 'files/x.jsonl', 'from a');
+    await put(b, 'files/x.jsonl', 'from b');
+    const listed = await a.client.send(new ListObjectsV2Command({ Bucket: server.bucket, Prefix: 'tenant-' }));
+    expect(listed.Contents?.map((o) => o.Key)).toEqual(['tenant-a/files/x.jsonl', 'tenant-b/files/x.jsonl']);
+    expect(await a.deletePrefix('files/')).toBe(1);
+    expect(await readText(b.openRead('files/x.jsonl'))).toBe('from b');
+  });
+
+  it('seals a segment with one PutObject, whatever the number of appends; an empty one sends nothing', async () => {
+    const store = makeStore();
+    const log = commandLog(store.client);
+    const seg = store.openSegment('batches/b/segments/output-1.jsonl');
+    for (let turn = 0; turn < 5; turn++) {
+      for (let i = 0; i < 100; i++) seg.append(`{"n":${i}}`);
+      await seg.written();
+      await new Promise((r) => setImmediate(r));
+    }
+    expect(log).toEqual([]);
+    await seg.seal();
+    expect(log).toEqual(['PutObjectCommand']);
+    const empty = store.openSegment('batches/b/segments/output-2.jsonl');
+    await empty.seal();
+    expect(log).toEqual(['PutObjectCommand']);
+    await seg.discard();
+    expect(log).toEqual(['PutObjectCommand', 'DeleteObjectCommand']);
+  });
+
+  it('uploads a small blob with one PutObject and a large one in parts', async () => {
+    const store = makeStore();
+    const log = commandLog(store.client);
+    await put(store, 'files/small.jsonl', 'x');
+    expect(log).toEqual(['PutObjectCommand']);
+    log.length = 0;
+    const data = randomBytes(12 * MiB);
+    await put(store, 'files/large.bin', [data.subarray(0, 6 * MiB), data.subarray(6 * MiB)]);
+    expect(log.filter((c) => c === 'UploadPartCommand')).toHaveLength(3);
+    expect([log[0], log.at(-1)]).toEqual(['CreateMultipartUploadCommand', 'CompleteMultipartUploadCommand']);
+  });
+
+  it('abort of a multipart upload in progress aborts it and never throws (s3rver refuses AbortMultipartUpload)', async () => {
+    const store = makeStore();
+    const log = commandLog(store.client);
+    const up = store.createUpload('files/aborted.bin');
+    up.stream.write(randomBytes(11 * MiB));
+    while (!log.includes('UploadPartCommand')) await new Promise((r) => setTimeout(r, 10));
+    await expect(up.abort()).resolves.toBeUndefined();
+    expect(log).toContain('AbortMultipartUploadCommand');
+    expect(log).not.toContain('CompleteMultipartUploadCommand');
+    expect(await store.size('files/aborted.bin')).toBeNull();
+  });
+
+  it('a writer piping into a failed upload is failed, not left blocked', async () => {
+    const store = makeStore({ bucket: 'no-such-bucket' });
+    const up = store.createUpload('files/x.bin');
+    const source = Readable.from((function* () {
+      for (let i = 0; i < 40; i++) yield Buffer.alloc(MiB);
+    })());
+    await expect(pipeline(source, up.stream)).rejects.toThrow();
+    await expect(up.commit()).rejects.toThrow();
+  });
+
+  it('parses s3:// URLs', () => {
+    expect(parseS3Url('s3://my-bucket')).toEqual({ bucket: 'my-bucket', prefix: '' });
+    expect(parseS3Url('s3://my-bucket/')).toEqual({ bucket: 'my-bucket', prefix: '' });
+    expect(parseS3Url('s3://my.bucket/besh')).toEqual({ bucket: 'my.bucket', prefix: 'besh/' });
+    expect(parseS3Url('s3://b12/a/b/')).toEqual({ bucket: 'b12', prefix: 'a/b/' });
+    for (const bad of ['http://bucket/x', 's3://', 's3:///x', 's3://ab', 's3://-bucket', 's3://bucket/../x', 's3://bucket/a//b']) {
+      expect(() => parseS3Url(bad), bad).toThrow();
+    }
+  });
+
+  // 1 GiB takes about 15 s on a 2-core machine; BESH_BIG_BLOB_MB=… shrinks it for quick runs.
+  const bigMiB = Number(process.env.BESH_BIG_BLOB_MB ?? 1024);
+  it(`streams a ${bigMiB} MiB blob up and back down in bounded memory`, { timeout: 300_000 }, async () => {
+    const store = makeStore({ partSize: 8 * MiB }); // the production default
+    const base = randomBytes(MiB);
+    let sentCrc = 0;
+    function* generate(): Generator<Buffer> {
+      for (let i = 0; i < bigMiB; i++) {
+        const chunk = Buffer.from(base);
+        chunk.writeUInt32BE(i, (i * 4099) % (MiB - 4)); // every MiB differs
+        sentCrc = crc32(chunk, sentCrc);
+        yield chunk;
+      }
+    }
+    const rss0 = process.memoryUsage.rss();
+    let peak = rss0;
+    const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage.rss())), 20);
+    try {
+      const t0 = Date.now();
+      const up = store.createUpload('files/big.bin');
+      await pipeline(Readable.from(generate()), up.stream);
+      await up.commit();
+      const t1 = Date.now();
+      expect(await store.size('files/big.bin')).toBe(bigMiB * MiB);
+      let bytes = 0;
+      let readCrc = 0;
+      for await (const chunk of store.openRead('files/big.bin')) {
+        bytes += (chunk as Buffer).length;
+        readCrc = crc32(chunk as Buffer, readCrc);
+      }
+      const t2 = Date.now();
+      expect(bytes).toBe(bigMiB * MiB);
+      expect(readCrc).toBe(sentCrc);
+      console.log(`big blob ${bigMiB} MiB: upload ${(t1 - t0) / 1000}s, read ${(t2 - t1) / 1000}s, RSS ${rss0 >> 20} MiB -> peak ${peak >> 20} MiB`);
+      expect(peak - rss0).toBeLessThan(250 * MiB);
+    } finally {
+      clearInterval(sampler);
+      await store.delete('files/big.bin');
+    }
+  });
+});
