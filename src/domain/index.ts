@@ -1,3 +1,4 @@
+export * from './batch-lifecycle.js';
 export * from './errors.js';
 export * from './ids.js';
 export * from './serialize.js';

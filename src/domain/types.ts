@@ -1,13 +1,6 @@
-/**
- * Batch status, as OpenAI defines it. Transitions (engine/ enforces them):
- *
- *   validating ─┬─► failed                      input invalid (errors.data names the lines)
- *               └─► in_progress ─► finalizing ─► completed
- *   in_progress ─► (expires_at passes) ─► expired        unsent lines → error file `batch_expired`
- *   validating|in_progress|finalizing ─cancel─► cancelling ─► cancelled
- *
- * A batch waiting for a slot keeps `validating`; its place in the queue is an extra field.
- */
+import { newBatchId } from './ids.js';
+
+/** Batch status, as OpenAI defines it. The edges between them: `batch-lifecycle.ts`. */
 export const BATCH_STATUSES = [
   'validating',
   'failed',
@@ -94,6 +87,8 @@ export interface BatchRecord {
   usage: Usage;
   /** Seconds the output/error files live after they are written (OpenAI `output_expires_after`). */
   outputExpiresAfter: number | null;
+  /** Derived when read, never stored: requests in flight on every replica (0 once finished). */
+  inFlight: number;
 }
 
 /** Live, in-memory figures the engine adds to a batch object (never persisted separately). */
@@ -123,4 +118,38 @@ export interface ListBatchesQuery {
   project?: string | undefined;
   limit: number;
   after?: string | undefined;
+}
+
+/** When a finished batch reached its terminal status (unix seconds); null while it is unfinished. */
+export const finishedAt = (b: Pick<BatchRecord, 'completedAt' | 'failedAt' | 'cancelledAt' | 'expiredAt'>): number | null =>
+  b.completedAt ?? b.failedAt ?? b.cancelledAt ?? b.expiredAt;
+
+/** A batch as created: validating, nothing run yet (the fields a client chose, and the times). */
+export function newBatch(p: Pick<BatchRecord, 'project' | 'inputFileId' | 'endpoint' | 'completionWindow' | 'metadata' | 'createdAt' | 'expiresAt' | 'outputExpiresAfter'> & { id?: string }): BatchRecord {
+  return {
+    id: p.id ?? newBatchId(),
+    project: p.project,
+    inputFileId: p.inputFileId,
+    endpoint: p.endpoint,
+    completionWindow: p.completionWindow,
+    status: 'validating',
+    model: null,
+    metadata: p.metadata,
+    errors: null,
+    outputFileId: null,
+    errorFileId: null,
+    createdAt: p.createdAt,
+    inProgressAt: null,
+    expiresAt: p.expiresAt,
+    finalizingAt: null,
+    completedAt: null,
+    failedAt: null,
+    expiredAt: null,
+    cancellingAt: null,
+    cancelledAt: null,
+    requestCounts: { total: 0, completed: 0, failed: 0 },
+    usage: emptyUsage(),
+    outputExpiresAfter: p.outputExpiresAfter,
+    inFlight: 0,
+  };
 }

@@ -1,7 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 
 import { AnalyticsQueries, AnalyticsRecorder } from '../../src/analytics/index.js';
-import { emptyMinute } from '../../src/store/meta-store.js';
 import { SqliteMetaStore } from '../../src/store/sqlite/sqlite-meta-store.js';
 
 // 2023-11-14 22:13:20 UTC, a fixed clock so buckets are known exactly.
@@ -69,12 +68,6 @@ describe('analytics counters (recorder + store + queries)', () => {
     expect(await queries.summary()).toMatchObject({ requests_completed: 3, requests_failed: 2 });
     const s = await queries.summary('a');
     expect(s).toMatchObject({ requests_completed: 3, requests_failed: 1, error_rate: 0.25, input_tokens: 12, output_tokens: 9, uploads: 1, upload_bytes: 1000 });
-  });
-
-  it('prunes minutes past the retention', async () => {
-    await store.addAnalyticsMinutes([{ ...emptyMinute(T0 - 10 * 86400, 'a'), requestsCompleted: 5 }]);
-    expect(await store.pruneAnalyticsMinutes(T0 - 8 * 86400)).toBe(1);
-    expect(await store.listAnalyticsMinutes(0, T0 * 2)).toEqual([]);
   });
 });
 

@@ -1,6 +1,8 @@
 import type { ApiKeyRecord, BatchError, BatchRecord, BatchStatus, FilePurpose, FileRecord } from '../../domain/index.js';
+import type { ResultKind } from '../blob-keys.js';
+import type { ReplicaRecord, SegmentRecord, ShardOutcome, ShardRecord, ShardState } from '../meta-store.js';
 
-/** A `files` row as better-sqlite3 returns it (integers come back as JS numbers). */
+/** A `files` row (integers as JS numbers, in both dialects). */
 export interface FileRow {
   seq: number;
   id: string;
@@ -47,12 +49,17 @@ export interface BatchRow {
   reasoning_tokens: number;
   total_tokens: number;
   output_expires_after: number | null;
+  lease_owner: string | null;
+  lease_epoch: number;
+  lease_expires_at: number | null;
+  /** Derived by the live read (not a column): requests in flight over live shard leases. */
+  in_flight: number;
 }
 
 /** Named parameters for inserting a file (everything but `seq`). */
 export type FileParams = Omit<FileRow, 'seq'>;
-/** Named parameters for inserting a batch (everything but `seq`). */
-export type BatchParams = Omit<BatchRow, 'seq'>;
+/** Named parameters for inserting a batch (everything but `seq`, the lease and derived columns). */
+export type BatchParams = Omit<BatchRow, 'seq' | 'lease_owner' | 'lease_epoch' | 'lease_expires_at' | 'in_flight'>;
 
 export function fileToParams(f: FileRecord): FileParams {
   return {
@@ -151,6 +158,7 @@ export function rowToBatch(r: BatchRow): BatchRecord {
       totalTokens: r.total_tokens,
     },
     outputExpiresAfter: r.output_expires_after,
+    inFlight: r.in_flight ?? 0,
   };
 }
 
@@ -202,5 +210,111 @@ export function rowToApiKey(r: ApiKeyRow): ApiKeyRecord {
     createdAt: r.created_at,
     revokedAt: r.revoked_at,
     lastUsedAt: r.last_used_at,
+  };
+}
+
+/** A `batch_shards` row. */
+export interface ShardRow {
+  batch_id: string;
+  shard_no: number;
+  first_line: number;
+  requests: number;
+  start_byte: number;
+  end_byte: number;
+  state: string;
+  lease_owner: string | null;
+  epoch: number;
+  lease_expires_at: number | null;
+  completed: number;
+  failed: number;
+  input_tokens: number;
+  cached_tokens: number;
+  output_tokens: number;
+  reasoning_tokens: number;
+  total_tokens: number;
+  in_flight: number;
+  outcome: string | null;
+}
+
+export function rowToShard(r: ShardRow): ShardRecord {
+  return {
+    batchId: r.batch_id,
+    shardNo: r.shard_no,
+    firstLine: r.first_line,
+    requests: r.requests,
+    startByte: r.start_byte,
+    endByte: r.end_byte,
+    // These columns only ever hold values written from the matching unions.
+    state: r.state as ShardState,
+    owner: r.lease_owner,
+    epoch: r.epoch,
+    leaseExpiresAt: r.lease_expires_at,
+    completed: r.completed,
+    failed: r.failed,
+    usage: {
+      inputTokens: r.input_tokens,
+      cachedTokens: r.cached_tokens,
+      outputTokens: r.output_tokens,
+      reasoningTokens: r.reasoning_tokens,
+      totalTokens: r.total_tokens,
+    },
+    inFlight: r.in_flight,
+    outcome: r.outcome as ShardOutcome | null,
+  };
+}
+
+/** A `result_segments` row. */
+export interface SegmentRow {
+  batch_id: string;
+  kind: string;
+  shard_no: number;
+  epoch: number;
+  seq: number;
+  blob_key: string;
+  lines: number | null;
+  bytes: number | null;
+  created_at: number;
+}
+
+export function rowToSegment(r: SegmentRow): SegmentRecord {
+  return {
+    batchId: r.batch_id,
+    kind: r.kind as ResultKind,
+    shardNo: r.shard_no,
+    epoch: r.epoch,
+    seq: r.seq,
+    blobKey: r.blob_key,
+    lines: r.lines,
+    bytes: r.bytes,
+    createdAt: r.created_at,
+  };
+}
+
+/** A `replicas` row with its live lease count. */
+export interface ReplicaRow {
+  id: string;
+  host: string;
+  pid: number;
+  started_at: number;
+  heartbeat_at: number;
+  state: string;
+  in_flight: number;
+  worker_limit: number;
+  version: string;
+  leases: number;
+}
+
+export function rowToReplica(r: ReplicaRow): ReplicaRecord {
+  return {
+    id: r.id,
+    host: r.host,
+    pid: r.pid,
+    startedAt: r.started_at,
+    heartbeatAt: r.heartbeat_at,
+    state: r.state,
+    inFlight: r.in_flight,
+    workerLimit: r.worker_limit,
+    version: r.version,
+    leases: r.leases,
   };
 }

@@ -1,7 +1,7 @@
 import type Database from 'better-sqlite3';
 
 import { ANALYTICS_COUNTERS, type AnalyticsMinute } from '../meta-store.js';
-import type { BatchRow } from './rows.js';
+import type { BatchRow } from '../sql/rows.js';
 
 /** camelCase counter → snake_case column (constant identifiers only). */
 const column = (c: string): string => c.replace(/[A-Z]/g, (m) => `_${m.toLowerCase()}`);
@@ -16,7 +16,7 @@ interface MinuteRow {
 export const ALL_PROJECTS = '*';
 
 /** The dashboard's statements: per-minute analytics counters and the paged, filterable batch list. */
-export function prepareAnalytics(db: Database.Database) {
+export function prepareAnalytics(db: Database.Database, liveBatchSelect: string) {
   const upsert = db.prepare<Record<string, number | string>>(
     `INSERT INTO analytics_project_minutes (project, minute, ${COLUMNS.join(', ')}) VALUES (@project, @minute, ${COLUMNS.map((c) => `@${c}`).join(', ')})
      ON CONFLICT (project, minute) DO UPDATE SET ${COLUMNS.map((c) => `${c} = ${c} + excluded.${c}`).join(', ')}`,
@@ -35,7 +35,7 @@ export function prepareAnalytics(db: Database.Database) {
       upsert.run(params);
     }
   });
-  const statusFilter = '(@status IS NULL OR status = @status) AND (@project IS NULL OR project = @project)';
+  const statusFilter = '(@status IS NULL OR b.status = @status) AND (@project IS NULL OR b.project = @project)';
   return {
     addMinutes: (rows: readonly AnalyticsMinute[]): void => addMinutes.immediate(rows),
     listMinutes: (from: number, to: number, project: string | undefined): AnalyticsMinute[] =>
@@ -45,9 +45,9 @@ export function prepareAnalytics(db: Database.Database) {
         return m;
       }),
     pruneMinutes: db.prepare<[number]>('DELETE FROM analytics_project_minutes WHERE minute < ?'),
-    countBatches: db.prepare<{ status: string | null; project: string | null }, number>(`SELECT COUNT(*) FROM batches WHERE ${statusFilter}`).pluck(),
-    batchesPage: db.prepare<{ status: string | null; project: string | null; limit: number; offset: number }, BatchRow>(
-      `SELECT * FROM batches WHERE ${statusFilter} ORDER BY seq DESC LIMIT @limit OFFSET @offset`,
+    countBatches: db.prepare<{ status: string | null; project: string | null }, number>(`SELECT COUNT(*) FROM batches b WHERE ${statusFilter}`).pluck(),
+    batchesPage: db.prepare<{ status: string | null; project: string | null; limit: number; offset: number; now: number }, BatchRow>(
+      `SELECT ${liveBatchSelect} FROM batches b WHERE ${statusFilter} ORDER BY b.seq DESC LIMIT @limit OFFSET @offset`,
     ),
     countByStatus: db.prepare<{ since: number; project: string | null }, { status: string; n: number }>(
       'SELECT status, COUNT(*) AS n FROM batches WHERE created_at >= @since AND (@project IS NULL OR project = @project) GROUP BY status',

@@ -151,6 +151,145 @@ export const MIGRATIONS: readonly Migration[] = [
       DROP TABLE analytics_minutes;
     `,
   },
+  {
+    version: 5,
+    name: 'leases, shards, result segments, replicas, tombstones',
+    // The cluster's division of work (src/store/meta-store.ts): a batch lease for validating and
+    // finalizing, shard leases for running; times in ms by the store's clock. Shards and segments
+    // have no foreign key to batches: they outlive a deleted batch until it is purged.
+    sql: `
+      ALTER TABLE batches ADD COLUMN lease_owner TEXT;
+      ALTER TABLE batches ADD COLUMN lease_epoch INTEGER NOT NULL DEFAULT 0;
+      ALTER TABLE batches ADD COLUMN lease_expires_at INTEGER;
+
+      CREATE TABLE batch_shards (
+        batch_id         TEXT    NOT NULL,
+        shard_no         INTEGER NOT NULL,
+        first_line       INTEGER NOT NULL,
+        requests         INTEGER NOT NULL,
+        start_byte       INTEGER NOT NULL,
+        end_byte         INTEGER NOT NULL,
+        state            TEXT    NOT NULL DEFAULT 'pending',
+        lease_owner      TEXT,
+        epoch            INTEGER NOT NULL DEFAULT 0,
+        lease_expires_at INTEGER,
+        completed        INTEGER NOT NULL DEFAULT 0,
+        failed           INTEGER NOT NULL DEFAULT 0,
+        input_tokens     INTEGER NOT NULL DEFAULT 0,
+        cached_tokens    INTEGER NOT NULL DEFAULT 0,
+        output_tokens    INTEGER NOT NULL DEFAULT 0,
+        reasoning_tokens INTEGER NOT NULL DEFAULT 0,
+        total_tokens     INTEGER NOT NULL DEFAULT 0,
+        in_flight        INTEGER NOT NULL DEFAULT 0,
+        outcome          TEXT,
+        PRIMARY KEY (batch_id, shard_no)
+      ) WITHOUT ROWID;
+      CREATE INDEX batch_shards_owner ON batch_shards (lease_owner) WHERE lease_owner IS NOT NULL;
+
+      CREATE TABLE result_segments (
+        batch_id   TEXT    NOT NULL,
+        kind       TEXT    NOT NULL,
+        shard_no   INTEGER NOT NULL,
+        epoch      INTEGER NOT NULL,
+        seq        INTEGER NOT NULL,
+        blob_key   TEXT    NOT NULL,
+        lines      INTEGER,
+        bytes      INTEGER,
+        created_at INTEGER NOT NULL,
+        PRIMARY KEY (batch_id, kind, shard_no, epoch, seq)
+      ) WITHOUT ROWID;
+
+      CREATE TABLE replicas (
+        id           TEXT PRIMARY KEY,
+        host         TEXT    NOT NULL,
+        pid          INTEGER NOT NULL,
+        started_at   INTEGER NOT NULL,
+        heartbeat_at INTEGER NOT NULL,
+        state        TEXT    NOT NULL,
+        in_flight    INTEGER NOT NULL,
+        worker_limit INTEGER NOT NULL,
+        version      TEXT    NOT NULL
+      ) WITHOUT ROWID;
+
+      CREATE TABLE batch_tombstones (
+        id         TEXT PRIMARY KEY,
+        project    TEXT    NOT NULL,
+        deleted_at INTEGER NOT NULL
+      ) WITHOUT ROWID;
+    `,
+  },
+  {
+    version: 6,
+    name: 'webhooks, uploads, segment registration order',
+    // Issue 10: webhook endpoints and their delivery outbox (times: created_at in unix seconds, the
+    // delivery schedule and leases in ms by the store's clock); uploads sent in parts; and a
+    // registration order for result segments (the cursor of results read while a batch runs).
+    sql: `
+      CREATE TABLE webhook_endpoints (
+        seq                        INTEGER PRIMARY KEY AUTOINCREMENT,
+        id                         TEXT    NOT NULL UNIQUE,
+        project                    TEXT    NOT NULL,
+        url                        TEXT    NOT NULL,
+        events                     TEXT,
+        secret                     TEXT    NOT NULL,
+        previous_secret            TEXT,
+        previous_secret_expires_at INTEGER,
+        created_at                 INTEGER NOT NULL
+      );
+      CREATE INDEX webhook_endpoints_project ON webhook_endpoints (project, seq);
+
+      CREATE TABLE webhook_deliveries (
+        seq              INTEGER PRIMARY KEY AUTOINCREMENT,
+        id               TEXT    NOT NULL UNIQUE,
+        event_id         TEXT    NOT NULL,
+        endpoint_id      TEXT    NOT NULL,
+        project          TEXT    NOT NULL,
+        type             TEXT    NOT NULL,
+        payload          TEXT    NOT NULL,
+        created_at       INTEGER NOT NULL,
+        status           TEXT    NOT NULL DEFAULT 'pending',
+        attempts         INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at  INTEGER NOT NULL,
+        last_status      INTEGER,
+        last_error       TEXT,
+        delivered_at     INTEGER,
+        lease_owner      TEXT,
+        lease_epoch      INTEGER NOT NULL DEFAULT 0,
+        lease_expires_at INTEGER
+      );
+      CREATE INDEX webhook_deliveries_due ON webhook_deliveries (status, next_attempt_at);
+      CREATE INDEX webhook_deliveries_endpoint ON webhook_deliveries (endpoint_id, seq);
+
+      CREATE TABLE uploads (
+        seq                INTEGER PRIMARY KEY AUTOINCREMENT,
+        id                 TEXT    NOT NULL UNIQUE,
+        project            TEXT    NOT NULL,
+        filename           TEXT    NOT NULL,
+        purpose            TEXT    NOT NULL,
+        bytes              INTEGER NOT NULL,
+        mime_type          TEXT    NOT NULL,
+        created_at         INTEGER NOT NULL,
+        expires_at         INTEGER NOT NULL,
+        status             TEXT    NOT NULL DEFAULT 'pending',
+        file_id            TEXT,
+        file_expires_after INTEGER
+      );
+      CREATE INDEX uploads_status_expires ON uploads (status, expires_at);
+
+      CREATE TABLE upload_parts (
+        seq        INTEGER PRIMARY KEY AUTOINCREMENT,
+        id         TEXT    NOT NULL UNIQUE,
+        upload_id  TEXT    NOT NULL,
+        blob_key   TEXT    NOT NULL,
+        bytes      INTEGER NOT NULL,
+        created_at INTEGER NOT NULL
+      );
+      CREATE INDEX upload_parts_upload ON upload_parts (upload_id, seq);
+
+      ALTER TABLE result_segments ADD COLUMN reg_seq INTEGER;
+      CREATE INDEX result_segments_reg ON result_segments (batch_id, reg_seq);
+    `,
+  },
 ];
 
 /**

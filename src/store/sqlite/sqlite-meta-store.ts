@@ -5,6 +5,7 @@ import Database from 'better-sqlite3';
 
 import {
   type ApiKeyRecord,
+  assertTransitions,
   BATCH_STATUSES,
   type BatchRecord,
   type BatchStatus,
@@ -19,9 +20,31 @@ import {
   type RequestCounts,
   type Usage,
 } from '../../domain/index.js';
-import type { AnalyticsMinute, BatchesPageQuery, BatchQuota, BatchQuotaLimits, MetaStore, TransitionFields } from '../meta-store.js';
-import { prepareAnalytics } from './analytics-statements.js';
-import { migrate } from './migrations.js';
+import type { ResultKind } from '../blob-keys.js';
+import { LocalFeed } from '../local-feed.js';
+import type {
+  AnalyticsMinute,
+  BatchesPageQuery,
+  BatchLease,
+  BatchQuota,
+  BatchQuotaLimits,
+  ClaimableWork,
+  Heartbeat,
+  HeartbeatResult,
+  LeaseFence,
+  MetaStore,
+  NewSegment,
+  ReplicaRecord,
+  SegmentRecord,
+  ShardFence,
+  ShardLease,
+  ShardPlan,
+  ShardRecord,
+  ShardRelease,
+  StoreCapabilities,
+  StoreEvent,
+  TransitionFields,
+} from '../meta-store.js';
 import {
   type ApiKeyRow,
   apiKeyToParams,
@@ -35,7 +58,13 @@ import {
   rowToBatch,
   rowToFile,
   toJson,
-} from './rows.js';
+} from '../sql/rows.js';
+import type { WebhookEvent } from '../webhook-store.js';
+import { prepareAnalytics } from './analytics-statements.js';
+import { prepareLeases } from './lease-statements.js';
+import { migrate } from './migrations.js';
+import { SqliteUploadStore } from './sqlite-upload-store.js';
+import { SqliteWebhookStore } from './sqlite-webhook-store.js';
 
 /** The column stamped with `at` when a batch enters each status (`validating` has none). */
 const TIMESTAMP_COLUMN: Record<BatchStatus, string | null> = {
@@ -50,6 +79,38 @@ const TIMESTAMP_COLUMN: Record<BatchStatus, string | null> = {
 };
 
 const UNFINISHED_SQL = sqlList(BATCH_STATUSES.filter((s) => !isTerminal(s)));
+
+/** Stored columns of `batches` that the live read passes through unchanged. */
+const BATCH_PLAIN_COLUMNS = [
+  'seq', 'id', 'project', 'input_file_id', 'endpoint', 'completion_window', 'status', 'model', 'metadata', 'errors',
+  'output_file_id', 'error_file_id', 'created_at', 'in_progress_at', 'expires_at', 'finalizing_at', 'completed_at',
+  'failed_at', 'expired_at', 'cancelling_at', 'cancelled_at', 'request_total', 'output_expires_after',
+  'lease_owner', 'lease_epoch', 'lease_expires_at',
+];
+/** Batch column → the shard column summed over an unfinished batch's shards. */
+const BATCH_LIVE_COLUMNS: Record<string, string> = {
+  request_completed: 'completed',
+  request_failed: 'failed',
+  input_tokens: 'input_tokens',
+  cached_tokens: 'cached_tokens',
+  output_tokens: 'output_tokens',
+  reasoning_tokens: 'reasoning_tokens',
+  total_tokens: 'total_tokens',
+};
+
+/**
+ * The select list of a live batch read (alias `b`; binds `@now`): while a batch is unfinished,
+ * its counters are the sums over its shards (a batch with no shard keeps its own), and
+ * `in_flight` sums its live shard leases.
+ */
+const LIVE_BATCH_SELECT = [
+  ...BATCH_PLAIN_COLUMNS.map((c) => `b.${c}`),
+  ...Object.entries(BATCH_LIVE_COLUMNS).map(
+    ([col, shardCol]) =>
+      `COALESCE(CASE WHEN b.status IN (${UNFINISHED_SQL}) THEN (SELECT SUM(s.${shardCol}) FROM batch_shards s WHERE s.batch_id = b.id) END, b.${col}) AS ${col}`,
+  ),
+  `CASE WHEN b.status IN (${UNFINISHED_SQL}) THEN COALESCE((SELECT SUM(s.in_flight) FROM batch_shards s WHERE s.batch_id = b.id AND s.state = 'leased' AND s.lease_expires_at > @now), 0) ELSE 0 END AS in_flight`,
+].join(', ');
 
 /** Larger than any `seq`: the cursor of a descending list that starts at the top. */
 const SEQ_TOP = Number.MAX_SAFE_INTEGER;
@@ -81,12 +142,16 @@ interface TransitionParams extends CountsParams {
   model: string | null;
   set_counts: number;
   set_usage: number;
+  release_lease: number;
+  fence_owner: string | null;
+  fence_epoch: number;
 }
 
 interface CursorParams {
   after_seq: number;
   limit: number;
   project: string | null;
+  now: number;
 }
 
 type Stmt<P, R = unknown> = Database.Statement<[P], R>;
@@ -103,23 +168,39 @@ interface LimitRow {
  * an already-settled promise; SQLite errors arrive as rejections, never as synchronous throws.
  */
 export class SqliteMetaStore implements MetaStore {
+  /** One process uses the file; claims never race, so there is nothing to skip; the feed is in-process. */
+  readonly capabilities: StoreCapabilities = Object.freeze({ singleReplica: true, skipLocked: false, crossProcessFeed: false });
+  readonly webhooks: SqliteWebhookStore;
+  readonly uploads: SqliteUploadStore;
   readonly #db: Database.Database;
   readonly #s: ReturnType<typeof prepareStatements>;
   readonly #a: ReturnType<typeof prepareAnalytics>;
-  readonly #transitionTx: Database.Transaction<(params: TransitionParams, files: readonly FileRecord[]) => BatchRow | null>;
+  readonly #l: ReturnType<typeof prepareLeases>;
+  readonly #feed = new LocalFeed();
+  /** The store's clock for leases (ms). */
+  readonly #now: () => number;
+  readonly #transitionTx: Database.Transaction<
+    (params: TransitionParams & { now: number }, files: readonly FileRecord[], shards: readonly ShardPlan[], event: WebhookEvent | undefined) => BatchRow | null
+  >;
   readonly #insertFileTx: Database.Transaction<(file: FileRecord, max: number | null) => boolean>;
   readonly #insertBatchTx: Database.Transaction<(batch: BatchRecord, quota: BatchQuota | null) => keyof BatchQuotaLimits | null>;
+  readonly #deleteBatchTx: Database.Transaction<(id: string) => BatchRecord | null>;
 
-  private constructor(db: Database.Database) {
+  private constructor(db: Database.Database, now: () => number) {
     this.#db = db;
+    this.#now = now;
     this.#s = prepareStatements(db);
-    this.#a = prepareAnalytics(db);
+    this.#a = prepareAnalytics(db, LIVE_BATCH_SELECT);
+    this.#l = prepareLeases(db);
+    this.webhooks = new SqliteWebhookStore(db);
+    this.uploads = new SqliteUploadStore(db);
     const s = this.#s;
-    this.#transitionTx = db.transaction((params: TransitionParams, files: readonly FileRecord[]): BatchRow | null => {
-      const row = s.transition.get(params);
-      if (row === undefined) return null;
+    this.#transitionTx = db.transaction((params: TransitionParams & { now: number }, files: readonly FileRecord[], shards: readonly ShardPlan[], event: WebhookEvent | undefined): BatchRow | null => {
+      if (s.transition.get(params) === undefined) return null;
       for (const f of files) s.insertFile.run(fileToParams(f));
-      return row;
+      if (event) this.webhooks.queue(event);
+      for (const p of shards) s.insertShard.run({ batch_id: params.id, ...shardParams(p) });
+      return s.getBatch.get({ id: params.id, now: params.now }) ?? null;
     });
     this.#insertFileTx = db.transaction((file: FileRecord, max: number | null): boolean => {
       if (max !== null && (s.storedBytes.get(file.project) ?? 0) + file.bytes > max) return false;
@@ -132,10 +213,18 @@ export class SqliteMetaStore implements MetaStore {
       s.insertBatch.run(batchToParams(batch));
       return null;
     });
+    this.#deleteBatchTx = db.transaction((id: string): BatchRecord | null => {
+      const b = this.#liveBatch(id);
+      if (b === null) return null;
+      for (const fileId of [b.outputFileId, b.errorFileId]) if (fileId !== null) s.deleteFile.run(fileId);
+      s.deleteBatch.run(id);
+      this.#l.tombstone(this.#now(), b.id, b.project);
+      return b;
+    });
   }
 
-  /** Opens (creating it and its directory if needed) and migrates the database at `path`. */
-  static open(path: string): SqliteMetaStore {
+  /** Opens (creating it and its directory if needed) and migrates the database at `path`. `now` is the lease clock (ms; tests). */
+  static open(path: string, opts: { now?: () => number } = {}): SqliteMetaStore {
     if (path !== ':memory:' && !path.startsWith('file:')) mkdirSync(dirname(path), { recursive: true });
     const db = new Database(path, { timeout: 5000 });
     try {
@@ -144,7 +233,7 @@ export class SqliteMetaStore implements MetaStore {
       db.pragma('synchronous = NORMAL');
       db.pragma('foreign_keys = ON');
       migrate(db);
-      return new SqliteMetaStore(db);
+      return new SqliteMetaStore(db, opts.now ?? Date.now);
     } catch (err) {
       db.close();
       throw err;
@@ -196,14 +285,18 @@ export class SqliteMetaStore implements MetaStore {
   // ── batches ────────────────────────────────────────────────────────────────────────────────
 
   insertBatch(batch: BatchRecord, quota?: BatchQuota): Promise<keyof BatchQuotaLimits | null> {
-    return settle(() => this.#insertBatchTx.immediate(batch, quota ?? null));
+    return settle(() => {
+      const refused = this.#insertBatchTx.immediate(batch, quota ?? null);
+      if (refused === null) {
+        this.#feed.emit({ type: 'batch', id: batch.id, project: batch.project, status: batch.status });
+        this.#feed.emit({ type: 'work' });
+      }
+      return refused;
+    });
   }
 
   getBatch(id: string): Promise<BatchRecord | null> {
-    return settle(() => {
-      const row = this.#s.getBatch.get(id);
-      return row === undefined ? null : rowToBatch(row);
-    });
+    return settle(() => this.#liveBatch(id));
   }
 
   listBatches(q: ListBatchesQuery): Promise<Page<BatchRecord>> {
@@ -214,16 +307,16 @@ export class SqliteMetaStore implements MetaStore {
     });
   }
 
-  listUnfinishedBatches(): Promise<BatchRecord[]> {
-    return settle(() => this.#s.listUnfinished.all().map(rowToBatch));
-  }
-
   isInputOfUnfinishedBatch(fileId: string): Promise<boolean> {
     return settle(() => this.#s.isInputOfUnfinished.get(fileId) !== undefined);
   }
 
-  deleteBatch(id: string): Promise<boolean> {
-    return settle(() => this.#s.deleteBatch.run(id).changes > 0);
+  deleteBatch(id: string): Promise<BatchRecord | null> {
+    return settle(() => {
+      const removed = this.#deleteBatchTx.immediate(id);
+      if (removed) this.#feed.emit({ type: 'batch_deleted', id: removed.id, project: removed.project });
+      return removed;
+    });
   }
 
   countBatchesByStatus(project?: string): Promise<Partial<Record<BatchStatus, number>>> {
@@ -238,18 +331,127 @@ export class SqliteMetaStore implements MetaStore {
     to: BatchStatus,
     at: number,
     fields: TransitionFields = {},
+    fence?: LeaseFence,
   ): Promise<BatchRecord | null> {
     return settle(() => {
+      assertTransitions(from, to);
       if (from.length === 0) return null;
-      const row = this.#transitionTx.immediate(transitionParams(id, from, to, at, fields), fields.insertFiles ?? []);
-      return row === null ? null : rowToBatch(row);
+      if (fence !== undefined && fence.batchId !== id) throw new Error(`transition of ${id} fenced by the lease of ${fence.batchId}`);
+      const row = this.#transitionTx.immediate(transitionParams(id, from, to, at, fields, fence, this.#now()), fields.insertFiles ?? [], fields.insertShards ?? [], fields.webhookEvent);
+      if (row === null) return null;
+      const b = rowToBatch(row);
+      this.#feed.emit({ type: 'batch', id: b.id, project: b.project, status: b.status });
+      if (to === 'in_progress' || to === 'cancelling') this.#feed.emit({ type: 'work' });
+      return b;
     });
   }
 
-  saveProgress(id: string, counts: RequestCounts, usage: Usage): Promise<void> {
+  // ── leases ─────────────────────────────────────────────────────────────────────────────────
+
+  listClaimable(limit: number): Promise<ClaimableWork> {
+    return settle(() => this.#l.listClaimable(this.#now(), limit));
+  }
+
+  claimBatch(id: string, owner: string, leaseMs: number, from: readonly BatchStatus[]): Promise<BatchLease | null> {
+    return settle(() =>
+      this.#db.transaction((): BatchLease | null => {
+        const epoch = this.#l.claimBatch(this.#now(), id, owner, leaseMs, from);
+        const batch = epoch === null ? null : this.#liveBatch(id);
+        return epoch === null || batch === null ? null : { batch, epoch };
+      }).immediate(),
+    );
+  }
+
+  releaseBatch(fence: LeaseFence): Promise<boolean> {
     return settle(() => {
-      this.#s.saveProgress.run({ id, ...countsParams(counts), ...usageParams(usage) });
+      const released = this.#l.releaseBatch(fence);
+      if (released) this.#feed.emit({ type: 'work' });
+      return released;
     });
+  }
+
+  claimShard(batchId: string, owner: string, leaseMs: number): Promise<ShardLease | null> {
+    return settle(() =>
+      this.#db.transaction((): ShardLease | null => {
+        const shard = this.#l.claimShard(this.#now(), batchId, owner, leaseMs);
+        const batch = shard === null ? null : this.#liveBatch(batchId);
+        return shard === null || batch === null ? null : { ...shard, batch };
+      }).immediate(),
+    );
+  }
+
+  heartbeat(h: Heartbeat): Promise<HeartbeatResult> {
+    return settle(() => this.#db.transaction(() => this.#l.heartbeat(this.#now(), h)).immediate());
+  }
+
+  releaseShard(r: ShardRelease): Promise<{ held: boolean; remaining: number }> {
+    return settle(() => {
+      const result = this.#db.transaction(() => this.#l.releaseShard(r)).immediate();
+      if (result.held && r.outcome === null) this.#feed.emit({ type: 'work' });
+      return result;
+    });
+  }
+
+  listShards(batchId: string): Promise<ShardRecord[]> {
+    return settle(() => this.#l.listShards(batchId));
+  }
+
+  releaseAllLeases(): Promise<number> {
+    return settle(() => this.#db.transaction(() => this.#l.releaseAll()).immediate());
+  }
+
+  expireUnclaimed(now: number): Promise<BatchRecord[]> {
+    return settle(() => {
+      const expired = this.#db
+        .transaction(() => this.#l.expireUnclaimed(this.#now(), now).flatMap((id) => this.#liveBatch(id) ?? []))
+        .immediate();
+      for (const b of expired) this.#feed.emit({ type: 'batch', id: b.id, project: b.project, status: b.status });
+      return expired;
+    });
+  }
+
+  listQueuedBatches(project: string | undefined, limit: number): Promise<Array<{ id: string; project: string }>> {
+    return settle(() => this.#l.listQueued(this.#now(), project, limit));
+  }
+
+  addSegment(fence: ShardFence, seg: NewSegment): Promise<boolean> {
+    return settle(() => this.#l.addSegment(this.#now(), fence, seg));
+  }
+
+  sealSegment(fence: ShardFence, blobKey: string, lines: number, bytes: number): Promise<boolean> {
+    return settle(() => this.#l.sealSegment(fence, blobKey, lines, bytes));
+  }
+
+  listSegments(batchId: string, q: { shardNo?: number; kind?: ResultKind } = {}): Promise<SegmentRecord[]> {
+    return settle(() => this.#l.listSegments(batchId, q.shardNo, q.kind));
+  }
+
+  deleteSegments(batchId: string): Promise<number> {
+    return settle(() => this.#l.deleteSegments(batchId));
+  }
+
+  inFlightByProject(): Promise<Record<string, number>> {
+    return settle(() => this.#l.inFlightByProject(this.#now()));
+  }
+
+  listReplicas(withinMs: number): Promise<ReplicaRecord[]> {
+    return settle(() => this.#l.listReplicas(this.#now(), withinMs));
+  }
+
+  pruneReplicas(olderThanMs: number): Promise<number> {
+    return settle(() => this.#l.pruneReplicas(this.#now(), olderThanMs));
+  }
+
+  listTombstones(limit: number): Promise<Array<{ id: string; project: string; deletedAt: number; liveLeases: number }>> {
+    return settle(() => this.#l.listTombstones(this.#now(), limit));
+  }
+
+  purgeBatch(id: string): Promise<void> {
+    return settle(() => this.#db.transaction(() => this.#l.purge(id)).immediate());
+  }
+
+  subscribe(listener: (e: StoreEvent) => void): () => void {
+    return this.#feed.subscribe(listener);
   }
 
   listBatchesPage(q: BatchesPageQuery): Promise<{ data: BatchRecord[]; total: number }> {
@@ -259,6 +461,7 @@ export class SqliteMetaStore implements MetaStore {
         project: q.project ?? null,
         limit: Math.max(0, Math.floor(q.limit)),
         offset: Math.max(0, Math.floor(q.offset)),
+        now: this.#now(),
       };
       const total = this.#a.countBatches.get({ status: params.status, project: params.project }) ?? 0;
       return { data: this.#a.batchesPage.all(params).map(rowToBatch), total };
@@ -367,10 +570,16 @@ export class SqliteMetaStore implements MetaStore {
   #cursor(seqOf: SeqLookup, after: string | undefined, asc: boolean, limit: number, project: string | undefined): CursorParams | null {
     const pageSize = Math.max(0, Math.floor(limit));
     const p = project ?? null;
-    if (after === undefined) return { after_seq: asc ? 0 : SEQ_TOP, limit: pageSize + 1, project: p };
+    const now = this.#now();
+    if (after === undefined) return { after_seq: asc ? 0 : SEQ_TOP, limit: pageSize + 1, project: p, now };
     // A cursor naming another project's object is as unknown as a missing one.
     const seq = seqOf.get({ id: after, project: p });
-    return seq === undefined ? null : { after_seq: seq, limit: pageSize + 1, project: p };
+    return seq === undefined ? null : { after_seq: seq, limit: pageSize + 1, project: p, now };
+  }
+
+  #liveBatch(id: string): BatchRecord | null {
+    const row = this.#s.getBatch.get({ id, now: this.#now() });
+    return row === undefined ? null : rowToBatch(row);
   }
 }
 
@@ -440,10 +649,11 @@ function prepareStatements(db: Database.Database) {
          @input_tokens, @cached_tokens, @output_tokens, @reasoning_tokens, @total_tokens, @output_expires_after
        )`,
     ),
-    getBatch: db.prepare<[string], BatchRow>('SELECT * FROM batches WHERE id = ?'),
+    getBatch: db.prepare<{ id: string; now: number }, BatchRow>(`SELECT ${LIVE_BATCH_SELECT} FROM batches b WHERE b.id = @id`),
     batchSeq: db.prepare<{ id: string; project: string | null }, number>(`SELECT seq FROM batches WHERE id = @id AND ${inProject}`).pluck(),
-    listBatchesDesc: db.prepare<CursorParams, BatchRow>(`SELECT * FROM batches WHERE seq < @after_seq AND ${inProject} ORDER BY seq DESC LIMIT @limit`),
-    listUnfinished: db.prepare<[], BatchRow>(`SELECT * FROM batches WHERE ${unfinished} ORDER BY seq ASC`),
+    listBatchesDesc: db.prepare<CursorParams, BatchRow>(
+      `SELECT ${LIVE_BATCH_SELECT} FROM batches b WHERE b.seq < @after_seq AND (@project IS NULL OR b.project = @project) ORDER BY b.seq DESC LIMIT @limit`,
+    ),
     isInputOfUnfinished: db.prepare<[string], number>(`SELECT 1 FROM batches WHERE ${unfinished} AND input_file_id = ? LIMIT 1`).pluck(),
     deleteBatch: db.prepare<[string]>('DELETE FROM batches WHERE id = ?'),
     countBatchesByStatus: db.prepare<{ project: string | null }, { status: string; n: number }>(
@@ -454,10 +664,13 @@ function prepareStatements(db: Database.Database) {
     storedBytes: db.prepare<[string], number>('SELECT COALESCE(SUM(bytes), 0) FROM files WHERE project = ?').pluck(),
     storedBytesByProject: db.prepare<[], { project: string; bytes: number }>('SELECT project, SUM(bytes) AS bytes FROM files GROUP BY project'),
     activeBatches: db.prepare<[string], number>(`SELECT COUNT(*) FROM batches WHERE project = ? AND ${unfinished}`).pluck(),
-    // Unanswered requests: a running batch's remaining count; a batch still validating, its file's lines.
+    // Unanswered requests: a running batch's remaining count (live, over its shards); a batch
+    // still validating, its file's lines.
     queuedRequests: db
       .prepare<[string], number>(
-        `SELECT COALESCE(SUM(CASE WHEN b.request_total > 0 THEN b.request_total - b.request_completed - b.request_failed ELSE COALESCE(f.lines, 0) END), 0)
+        `SELECT COALESCE(SUM(CASE WHEN b.request_total > 0
+             THEN b.request_total - COALESCE((SELECT SUM(s.completed + s.failed) FROM batch_shards s WHERE s.batch_id = b.id), b.request_completed + b.request_failed)
+             ELSE COALESCE(f.lines, 0) END), 0)
          FROM batches b LEFT JOIN files f ON f.id = b.input_file_id
          WHERE b.project = ? AND b.status IN ('validating', 'in_progress')`,
       )
@@ -506,12 +719,16 @@ function prepareStatements(db: Database.Database) {
          ${optional('output_file_id', 'set_output_file_id')},
          ${optional('error_file_id', 'set_error_file_id')},
          ${optional('model', 'set_model')},
-         ${counterColumns.map((c) => optional(c, isCount(c) ? 'set_counts' : 'set_usage')).join(',\n         ')}
+         ${counterColumns.map((c) => optional(c, isCount(c) ? 'set_counts' : 'set_usage')).join(',\n         ')},
+         lease_owner = CASE WHEN @release_lease THEN NULL ELSE lease_owner END,
+         lease_expires_at = CASE WHEN @release_lease THEN NULL ELSE lease_expires_at END
        WHERE id = @id AND status IN (SELECT value FROM json_each(@from))
-       RETURNING *`,
+         AND (@fence_owner IS NULL OR (lease_owner = @fence_owner AND lease_epoch = @fence_epoch))
+       RETURNING id`,
     ),
-    saveProgress: db.prepare<CountsParams & { id: string }>(
-      `UPDATE batches SET ${counterColumns.map((c) => `${c} = @${c}`).join(', ')} WHERE id = @id AND status NOT IN ('failed', 'completed', 'expired', 'cancelled')`,
+    insertShard: db.prepare<{ batch_id: string; shard_no: number; first_line: number; requests: number; start_byte: number; end_byte: number }>(
+      `INSERT INTO batch_shards (batch_id, shard_no, first_line, requests, start_byte, end_byte)
+       VALUES (@batch_id, @shard_no, @first_line, @requests, @start_byte, @end_byte)`,
     ),
   };
 }
@@ -519,8 +736,12 @@ function prepareStatements(db: Database.Database) {
 /** A `set_*` parameter: 1 when the field was given (undefined = keep the column's value). */
 const flag = (v: unknown): number => (v === undefined ? 0 : 1);
 
-function transitionParams(id: string, from: readonly BatchStatus[], to: BatchStatus, at: number, f: TransitionFields): TransitionParams {
+function transitionParams(id: string, from: readonly BatchStatus[], to: BatchStatus, at: number, f: TransitionFields, fence: LeaseFence | undefined, now: number): TransitionParams & { now: number } {
   return {
+    now,
+    release_lease: f.releaseLease === true ? 1 : 0,
+    fence_owner: fence?.owner ?? null,
+    fence_epoch: fence?.epoch ?? 0,
     id,
     from: JSON.stringify(from),
     to,
@@ -538,6 +759,10 @@ function transitionParams(id: string, from: readonly BatchStatus[], to: BatchSta
     ...countsParams(f.requestCounts ?? { total: 0, completed: 0, failed: 0 }),
     ...usageParams(f.usage ?? { inputTokens: 0, cachedTokens: 0, outputTokens: 0, reasoningTokens: 0, totalTokens: 0 }),
   };
+}
+
+function shardParams(p: ShardPlan): { shard_no: number; first_line: number; requests: number; start_byte: number; end_byte: number } {
+  return { shard_no: p.shardNo, first_line: p.firstLine, requests: p.requests, start_byte: p.startByte, end_byte: p.endByte };
 }
 
 function countsParams(c: RequestCounts): Pick<CountsParams, 'request_total' | 'request_completed' | 'request_failed'> {
