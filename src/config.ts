@@ -7,10 +7,43 @@ import { z } from 'zod';
  * and compiled into a frozen object with every field present. Nothing else reads process.env.
  * Names follow the original where it had one (PORT, MAX_WORKERS, OPENAI_API_BASE, …).
  */
+/** Where the metadata lives: a SQLite file (the embedded default) or a PostgreSQL database (a cluster). */
+export type DatabaseConfig = { readonly kind: 'sqlite'; readonly path: string } | { readonly kind: 'postgres'; readonly url: string };
+
+/** Where file bytes live: a local directory (the embedded default) or an S3-compatible bucket. */
+export type BlobConfig =
+  | { readonly kind: 'local'; readonly dir: string }
+  | {
+      readonly kind: 's3';
+      readonly bucket: string;
+      readonly prefix: string;
+      readonly endpoint: string | null;
+      readonly region: string;
+      readonly accessKeyId: string | null;
+      readonly secretAccessKey: string | null;
+    };
+
 export interface Config {
   readonly host: string;
   readonly port: number;
+  /** This replica's own directory (the SQLite file and local blobs by default). */
   readonly dataDir: string;
+  /** BESH_DATABASE_URL: `sqlite:PATH` (default DATA_DIR/besh.sqlite) or `postgres://…`. */
+  readonly database: DatabaseConfig;
+  /** BESH_BLOB_URL: `file:DIR` (default DATA_DIR) or `s3://BUCKET/PREFIX` with the AWS_* variables. */
+  readonly blobs: BlobConfig;
+  /** BESH_REPLICA_ID; null = host name, pid and a random suffix (unique per process). */
+  readonly replicaId: string | null;
+  /** A lease not renewed for this long is taken over by another replica (BESH_LEASE_TTL_MS). */
+  readonly leaseTtlMs: number;
+  /** Most request lines per shard (BESH_SHARD_LINES). */
+  readonly shardLines: number;
+  /** Result segments on S3 are made durable at least this often (BESH_SEGMENT_FLUSH_MS)… */
+  readonly segmentFlushMs: number;
+  /** …or once they hold this many bytes (BESH_SEGMENT_MAX_BYTES). */
+  readonly segmentMaxBytes: number;
+  /** How often each replica looks for work when nothing wakes it sooner (BESH_CLAIM_INTERVAL_MS). */
+  readonly claimIntervalMs: number;
   /** OPENAI_API_BASE as given (normalised): one URL or a comma-separated list. */
   readonly upstreamBase: string;
   /** Each upstream base URL, in order. */
@@ -99,6 +132,24 @@ const schema = {
   HOST: z.string().min(1).default('127.0.0.1'),
   PORT: int(0, 65535).default(5000),
   BESH_DATA_DIR: z.string().min(1).default('./data'),
+  BESH_DATABASE_URL: z
+    .string()
+    .regex(/^(sqlite:.+|postgres(ql)?:\/\/.+)$/, 'must be sqlite:PATH or postgres://USER@HOST:PORT/DATABASE')
+    .optional(),
+  BESH_BLOB_URL: z
+    .string()
+    .regex(/^(file:.+|s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](\/.*)?)$/, 'must be file:DIR or s3://BUCKET/PREFIX (a valid bucket name)')
+    .optional(),
+  AWS_ENDPOINT_URL: z.url({ protocol: /^https?$/ }).optional(),
+  AWS_REGION: z.string().min(1).default('us-east-1'),
+  AWS_ACCESS_KEY_ID: z.string().min(1).optional(),
+  AWS_SECRET_ACCESS_KEY: z.string().min(1).optional(),
+  BESH_REPLICA_ID: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$/, 'must be 1–128 letters, digits, "_", ".", ":" or "-"').optional(),
+  BESH_LEASE_TTL_MS: int(300, 600_000).default(15_000),
+  BESH_SHARD_LINES: int(1, 10_000_000).default(5000),
+  BESH_SEGMENT_FLUSH_MS: int(10, 60_000).default(1000),
+  BESH_SEGMENT_MAX_BYTES: int(64 * 1024, 1024 * 1024 * 1024).default(8 * 1024 * 1024),
+  BESH_CLAIM_INTERVAL_MS: int(10, 60_000).default(500),
   OPENAI_API_BASE: z
     .string()
     .default('http://localhost:8000/v1')
@@ -160,10 +211,31 @@ export function parseConfig(env: Readonly<Record<string, string | undefined>>, c
   if (v.BESH_RETRY_MAX_MS < v.BESH_RETRY_BASE_MS) {
     throw new ConfigError('BESH_RETRY_MAX_MS', `must be ≥ BESH_RETRY_BASE_MS (${v.BESH_RETRY_BASE_MS})`);
   }
+  if ((v.AWS_ACCESS_KEY_ID === undefined) !== (v.AWS_SECRET_ACCESS_KEY === undefined)) {
+    throw new ConfigError(v.AWS_ACCESS_KEY_ID === undefined ? 'AWS_ACCESS_KEY_ID' : 'AWS_SECRET_ACCESS_KEY', 'set both AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or neither');
+  }
+  // Renewals must come well within the TTL, so one late heartbeat never loses a lease.
+  if (v.BESH_PROGRESS_FLUSH_MS * 3 > v.BESH_LEASE_TTL_MS) {
+    throw new ConfigError('BESH_LEASE_TTL_MS', `must be at least 3 × BESH_PROGRESS_FLUSH_MS (${v.BESH_PROGRESS_FLUSH_MS} ms, the heartbeat)`);
+  }
+  const dataDir = isAbsolute(v.BESH_DATA_DIR) ? v.BESH_DATA_DIR : resolve(cwd, v.BESH_DATA_DIR);
   return Object.freeze({
     host: v.HOST,
     port: v.PORT,
-    dataDir: isAbsolute(v.BESH_DATA_DIR) ? v.BESH_DATA_DIR : resolve(cwd, v.BESH_DATA_DIR),
+    dataDir,
+    database: databaseConfig(v.BESH_DATABASE_URL, dataDir, cwd),
+    blobs: blobConfig(v.BESH_BLOB_URL, dataDir, cwd, {
+      endpoint: v.AWS_ENDPOINT_URL?.replace(/\/+$/, '') ?? null,
+      region: v.AWS_REGION,
+      accessKeyId: v.AWS_ACCESS_KEY_ID ?? null,
+      secretAccessKey: v.AWS_SECRET_ACCESS_KEY ?? null,
+    }),
+    replicaId: v.BESH_REPLICA_ID ?? null,
+    leaseTtlMs: v.BESH_LEASE_TTL_MS,
+    shardLines: v.BESH_SHARD_LINES,
+    segmentFlushMs: v.BESH_SEGMENT_FLUSH_MS,
+    segmentMaxBytes: v.BESH_SEGMENT_MAX_BYTES,
+    claimIntervalMs: v.BESH_CLAIM_INTERVAL_MS,
     upstreamBase: v.OPENAI_API_BASE.join(','),
     upstreamBases: Object.freeze([...v.OPENAI_API_BASE]),
     upstreamApiKey: v.OPENAI_API_KEY ?? null,
@@ -200,4 +272,27 @@ export function parseConfig(env: Readonly<Record<string, string | undefined>>, c
     }),
     logLevel: v.LOG_LEVEL,
   });
+}
+
+const localPath = (p: string, cwd: string): string => (isAbsolute(p) ? p : resolve(cwd, p));
+
+export function databaseConfig(url: string | undefined, dataDir: string, cwd: string): DatabaseConfig {
+  if (url === undefined) return Object.freeze({ kind: 'sqlite', path: resolve(dataDir, 'besh.sqlite') });
+  if (url.startsWith('sqlite:')) return Object.freeze({ kind: 'sqlite', path: localPath(url.slice('sqlite:'.length), cwd) });
+  return Object.freeze({ kind: 'postgres', url });
+}
+
+function blobConfig(
+  url: string | undefined,
+  dataDir: string,
+  cwd: string,
+  aws: { endpoint: string | null; region: string; accessKeyId: string | null; secretAccessKey: string | null },
+): BlobConfig {
+  if (url === undefined) return Object.freeze({ kind: 'local', dir: dataDir });
+  if (url.startsWith('file:')) return Object.freeze({ kind: 'local', dir: localPath(url.slice('file:'.length), cwd) });
+  const rest = url.slice('s3://'.length);
+  const slash = rest.indexOf('/');
+  const bucket = slash < 0 ? rest : rest.slice(0, slash);
+  const prefix = slash < 0 ? '' : rest.slice(slash + 1).replace(/^\/+|\/+$/g, '');
+  return Object.freeze({ kind: 's3', bucket, prefix, ...aws });
 }

@@ -3,7 +3,8 @@ import type { FastifyInstance } from 'fastify';
 import { BATCH_STATUSES, batchNotFound, type BatchStatus, InvalidRequestError, isWellFormedId } from '../domain/index.js';
 import type { DashboardState } from './analytics-wiring.js';
 import type { AppDeps } from './app-deps.js';
-import { dashboardBatch, engineView } from './dashboard-view.js';
+import { engineView, queuePositions } from './cluster-view.js';
+import { dashboardBatch } from './dashboard-view.js';
 import { parseLimit } from './list-params.js';
 import { listScope, visible } from './tenancy.js';
 
@@ -28,7 +29,7 @@ function statusParam(raw: string | undefined): BatchStatus | undefined {
  * Fastify's router whatever the registration order; they are registered first all the same.
  */
 export function analyticsRoutes(app: FastifyInstance, deps: AppDeps, state: DashboardState): void {
-  const { store, engine } = deps;
+  const { store } = deps;
   const { queries } = state;
 
   // Every view is of the caller's project; an admin sees all projects, or one with `?project=`.
@@ -43,7 +44,7 @@ export function analyticsRoutes(app: FastifyInstance, deps: AppDeps, state: Dash
     return {
       object: 'analytics.live',
       ...(await queries.perMinute(intParam(req.query.minutes, 'minutes', 60, 1440), project)),
-      engine: engineView(engine, project),
+      engine: await engineView(deps, project),
     };
   });
 
@@ -53,23 +54,24 @@ export function analyticsRoutes(app: FastifyInstance, deps: AppDeps, state: Dash
     const page = intParam(req.query.page, 'page', 1, 1_000_000);
     const project = listScope(req, req.query.project);
     const { data, total } = await store.listBatchesPage({ project, status, limit, offset: (page - 1) * limit });
+    const positions = await queuePositions(deps);
     return {
       object: 'dashboard',
-      data: data.map((b) => dashboardBatch(b, engine, state)),
+      data: data.map((b) => dashboardBatch(b, state, positions)),
       page,
       limit,
       total,
       has_more: page * limit < total,
       summary: await queries.summary(project),
-      engine: engineView(engine, project),
+      engine: await engineView(deps, project),
     };
   });
 
   app.get<{ Params: { id: string } }>('/v1/batches/:id/token_usage', async (req) => {
     const b = isWellFormedId(req.params.id) ? await store.getBatch(req.params.id) : null;
     if (!b || !visible(req, b)) throw batchNotFound(req.params.id);
-    const v = dashboardBatch(b, engine, state);
-    const usage = engine.live(b.id)?.usage ?? b.usage;
+    const v = dashboardBatch(b, state, new Map());
+    const usage = b.usage;
     return {
       object: 'batch.token_usage',
       batch_id: b.id,

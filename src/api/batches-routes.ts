@@ -1,19 +1,10 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 
-import {
-  batchNotFound,
-  type BatchRecord,
-  emptyUsage,
-  fileNotFound,
-  InvalidRequestError,
-  isWellFormedId,
-  newBatchId,
-  nowSeconds,
-  QuotaExceededError,
-  serializeBatch,
-} from '../domain/index.js';
+import { CORE_ENDPOINTS } from '../config.js';
+import { batchNotFound, type BatchRecord, fileNotFound, InvalidRequestError, isWellFormedId, newBatch, nowSeconds, QuotaExceededError } from '../domain/index.js';
 import type { AppDeps } from './app-deps.js';
 import { parseCreateBatch } from './batch-params.js';
+import { presentBatch, queuePositions } from './cluster-view.js';
 import { listEnvelope, parseAfter, parseLimit } from './list-params.js';
 import { limitsOf, listScope, projectHeader, projectOf, visible } from './tenancy.js';
 
@@ -21,14 +12,10 @@ type IdParams = { Params: { id: string } };
 
 export function batchesRoutes(app: FastifyInstance, deps: AppDeps): void {
   const { store, engine, config } = deps;
-  const endpoints = ['/v1/chat/completions', '/v1/completions', '/v1/embeddings', '/v1/responses', ...config.extraEndpoints];
+  const endpoints = [...CORE_ENDPOINTS, ...config.extraEndpoints];
 
-  /** The stored batch with the engine's live counters laid over it. */
-  const present = (b: BatchRecord): Record<string, unknown> => {
-    const live = engine.live(b.id);
-    if (!live) return serializeBatch(b, { queuePosition: engine.queuePosition(b.id), inFlight: 0 });
-    return serializeBatch({ ...b, requestCounts: live.counts, usage: live.usage }, live.live);
-  };
+  /** The batch as the store reads it (live counters over every replica's shards) with its queue position. */
+  const present = async (b: BatchRecord): Promise<Record<string, unknown>> => presentBatch(b, await queuePositions(deps));
 
   const getBatchOr404 = async (req: FastifyRequest, id: string): Promise<BatchRecord> => {
     const b = isWellFormedId(id) ? await store.getBatch(id) : null;
@@ -52,34 +39,19 @@ export function batchesRoutes(app: FastifyInstance, deps: AppDeps): void {
     // A batch lives in its input file's project: a key's own, or any for an admin key.
     const project = req.principal.admin && projectHeader(req) === null ? input.project : projectOf(req);
     if (project !== input.project) throw fileNotFound(p.inputFileId, 'input_file_id');
-    const batch: BatchRecord = {
-      id: newBatchId(),
+    const batch = newBatch({
       project,
       inputFileId: input.id,
       endpoint: p.endpoint,
       completionWindow: p.completionWindow,
-      status: 'validating',
-      model: null,
       metadata: p.metadata,
-      errors: null,
-      outputFileId: null,
-      errorFileId: null,
       createdAt: now,
-      inProgressAt: null,
       expiresAt: now + p.windowSeconds,
-      finalizingAt: null,
-      completedAt: null,
-      failedAt: null,
-      expiredAt: null,
-      cancellingAt: null,
-      cancelledAt: null,
-      requestCounts: { total: 0, completed: 0, failed: 0 },
-      usage: emptyUsage(),
       // Without output_expires_after, the output/error files live BESH_OUTPUT_FILE_TTL (null = forever).
       outputExpiresAfter: p.outputExpiresAfter ?? config.outputFileTtlSeconds,
-    };
+    });
     const limits = await limitsOf(store, config, project);
-    const refused = await store.insertBatch(batch, { requests: input.lines ?? 0, ...limits });
+    const refused = await engine.create(batch, { requests: input.lines ?? 0, ...limits });
     if (refused === 'maxActiveBatches') {
       throw new QuotaExceededError(
         `Project '${project}' already has ${limits.maxActiveBatches} unfinished batches, its limit; wait for one to finish or cancel one.`,
@@ -92,13 +64,13 @@ export function batchesRoutes(app: FastifyInstance, deps: AppDeps): void {
         { param: 'input_file_id', code: 'request_quota_exceeded' },
       );
     }
-    engine.submit(batch);
-    return present(batch);
+    return present((await store.getBatch(batch.id)) ?? batch);
   });
 
   app.get<{ Querystring: Record<string, string | undefined> }>('/v1/batches', async (req) => {
     const page = await store.listBatches({ project: listScope(req, req.query.project), limit: parseLimit(req.query.limit, 20, 100), after: parseAfter(req.query.after, 'batch_') });
-    return listEnvelope(page.data.map(present), page.hasMore);
+    const positions = await queuePositions(deps);
+    return listEnvelope(page.data.map((b) => presentBatch(b, positions)), page.hasMore);
   });
 
   app.get<IdParams>('/v1/batches/:id', async (req) => present(await getBatchOr404(req, req.params.id)));

@@ -1,22 +1,16 @@
-import { statfs } from 'node:fs/promises';
 import { Transform, type TransformCallback } from 'node:stream';
 
 import { InsufficientStorageError } from '../domain/index.js';
 
-/** Bytes available to this (unprivileged) process on the file system holding `dir`. */
-export async function freeBytes(dir: string): Promise<number> {
-  const s = await statfs(dir);
-  return s.bavail * s.bsize;
-}
-
 /**
- * The free-space floor of the data directory (BESH_MIN_FREE_BYTES): an upload is refused before
- * it starts when its announced size would cross it, and stopped while it streams as soon as the
+ * The free-space floor where blobs go (BESH_MIN_FREE_BYTES): an upload is refused before it
+ * starts when its announced size would cross it, and stopped while it streams as soon as the
  * disk gets within one check interval of it — never left to fail half-written on a full disk.
+ * A blob store without such a bound (S3: `freeBytes` null) never refuses.
  */
 export class StorageFloor {
   constructor(
-    readonly dataDir: string,
+    readonly freeBytes: () => Promise<number | null>,
     readonly minFreeBytes: number,
     /** Bytes written between two free-space checks while streaming. */
     readonly checkEveryBytes = 1024 * 1024,
@@ -24,8 +18,8 @@ export class StorageFloor {
 
   /** Throws InsufficientStorageError when writing `moreBytes` would leave less than the floor. */
   async assertRoom(moreBytes: number): Promise<void> {
-    const free = await freeBytes(this.dataDir);
-    if (free - moreBytes < this.minFreeBytes) throw insufficientStorage(free, this.minFreeBytes);
+    const free = await this.freeBytes();
+    if (free !== null && free - moreBytes < this.minFreeBytes) throw insufficientStorage(free, this.minFreeBytes);
   }
 
   /** A pass-through stream that re-checks the floor every `checkEveryBytes` (and fails the pipeline when crossed). */

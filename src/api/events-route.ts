@@ -2,10 +2,13 @@ import type { ServerResponse } from 'node:http';
 
 import type { FastifyInstance } from 'fastify';
 
+import type { BatchRecord } from '../domain/index.js';
+import type { StoreEvent } from '../store/meta-store.js';
 import type { DashboardState } from './analytics-wiring.js';
 import type { AppDeps } from './app-deps.js';
 import type { KeyAuthority } from './auth.js';
-import { dashboardBatch, engineView } from './dashboard-view.js';
+import { engineView, queuePositions } from './cluster-view.js';
+import { dashboardBatch } from './dashboard-view.js';
 import { listScope } from './tenancy.js';
 
 const TICK_MS = 1000;
@@ -14,16 +17,17 @@ const HEARTBEAT_MS = 15_000;
 const RECHECK_KEY_TICKS = 5;
 
 /**
- * `GET /v1/events`: server-sent events for the dashboard.
- *   status    a batch changed status (the dashboard's batch object)
+ * `GET /v1/events`: server-sent events for the dashboard, for the whole cluster (any replica
+ * serves the same stream):
+ *   status    a batch changed status, on any replica (the store's change feed)
  *   deleted   {id}
- *   progress  at most once a second per running batch: counts, usage, rate, ETA
- *   engine    once a second: in-flight requests, MAX_WORKERS, queue
+ *   progress  once a second per running batch: counts, usage, rate, ETA (live from the store)
+ *   engine    once a second: in-flight requests and worker limits of the cluster, queue, replicas
  * A comment line every 15 s keeps proxies from closing an idle stream. Listeners are removed
  * when the client goes away; the streams are ended when the app closes.
  */
 export function eventsRoute(app: FastifyInstance, deps: AppDeps, state: DashboardState, authority: KeyAuthority): void {
-  const { engine } = deps;
+  const { store } = deps;
   const streams = new Set<ServerResponse>();
   app.addHook('preClose', async () => {
     for (const res of streams) res.end();
@@ -46,48 +50,53 @@ export function eventsRoute(app: FastifyInstance, deps: AppDeps, state: Dashboar
     const send = (event: string, data: unknown): void => {
       if (!res.writableEnded) res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
     };
+    const sendEngine = (): Promise<void> =>
+      engineView(deps, project).then(
+        (v) => send('engine', v),
+        () => undefined,
+      );
     res.write('retry: 3000\n\n');
-    send('engine', engineView(engine, project));
+    void sendEngine();
 
-    const progressed = new Map<string, { counts: { total: number; completed: number; failed: number }; usage: { inputTokens: number; outputTokens: number }; inFlight: number }>();
-    const ev = engine.events;
-    const onStatus: Parameters<typeof ev.on<'batch:status'>>[1] = (b) => {
-      if (!mine(b.project)) return;
-      progressed.delete(b.id);
-      send('status', dashboardBatch(b, engine, state));
+    const onChange = (e: StoreEvent): void => {
+      if (e.type === 'batch_deleted') {
+        if (mine(e.project)) send('deleted', { id: e.id });
+        return;
+      }
+      if (e.type !== 'batch' || !mine(e.project)) return;
+      void Promise.all([store.getBatch(e.id), queuePositions(deps)]).then(
+        ([b, positions]) => {
+          if (b) send('status', dashboardBatch(b, state, positions));
+        },
+        () => undefined,
+      );
     };
-    const onDeleted = (id: string, p: string): void => {
-      if (!mine(p)) return;
-      progressed.delete(id);
-      send('deleted', { id });
-    };
-    const onProgress: Parameters<typeof ev.on<'batch:progress'>>[1] = (p) => {
-      if (mine(p.project)) progressed.set(p.batchId, p);
-    };
-    ev.on('batch:status', onStatus);
-    ev.on('batch:deleted', onDeleted);
-    ev.on('batch:progress', onProgress);
-
-    let ticks = 0;
-    const tick = setInterval(() => {
-      if (++ticks % RECHECK_KEY_TICKS === 0) void authority.authenticate(req.headers.authorization).catch(() => res.end());
-      for (const [id, p] of progressed) {
-        const done = p.counts.completed + p.counts.failed;
-        const rate = state.rates.rate(id, done, p.counts.total);
+    const onTick = (running: readonly BatchRecord[]): void => {
+      for (const b of running) {
+        if (!mine(b.project)) continue;
+        const c = b.requestCounts;
+        const done = c.completed + c.failed;
+        const rate = state.rates.rate(b.id, done, c.total);
         send('progress', {
-          id,
-          request_counts: p.counts,
-          in_flight: p.inFlight,
-          input_tokens: p.usage.inputTokens,
-          output_tokens: p.usage.outputTokens,
-          progress: p.counts.total > 0 ? done / p.counts.total : 0,
-          error_rate: done > 0 ? p.counts.failed / done : 0,
+          id: b.id,
+          request_counts: c,
+          in_flight: b.inFlight,
+          input_tokens: b.usage.inputTokens,
+          output_tokens: b.usage.outputTokens,
+          progress: c.total > 0 ? done / c.total : 0,
+          error_rate: done > 0 ? c.failed / done : 0,
           requests_per_second: Math.round(rate.requestsPerSecond * 100) / 100,
           eta_seconds: rate.etaSeconds,
         });
       }
-      progressed.clear();
-      send('engine', engineView(engine, project));
+    };
+    const unsubscribe = store.subscribe(onChange);
+    const offTick = state.progress.onTick(onTick);
+
+    let ticks = 0;
+    const tick = setInterval(() => {
+      if (++ticks % RECHECK_KEY_TICKS === 0) void authority.authenticate(req.headers.authorization).catch(() => res.end());
+      void sendEngine();
     }, TICK_MS);
     const heartbeat = setInterval(() => {
       if (!res.writableEnded) res.write(': heartbeat\n\n');
@@ -98,9 +107,8 @@ export function eventsRoute(app: FastifyInstance, deps: AppDeps, state: Dashboar
       streams.delete(res);
       clearInterval(tick);
       clearInterval(heartbeat);
-      ev.off('batch:status', onStatus);
-      ev.off('batch:deleted', onDeleted);
-      ev.off('batch:progress', onProgress);
+      unsubscribe();
+      offTick();
     });
   });
 }

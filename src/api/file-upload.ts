@@ -12,6 +12,7 @@ import {
   UPLOAD_PURPOSES,
 } from '../domain/index.js';
 import { decodeInput, JsonlError, UploadChecker } from '../jsonl/index.js';
+import { inputFileKey } from '../store/blob-keys.js';
 import type { BlobStore, BlobUpload } from '../store/blob-store.js';
 import type { StorageFloor } from './disk-space.js';
 
@@ -40,7 +41,7 @@ export async function receiveUpload(req: FastifyRequest, blobs: BlobStore, limit
     throw new InvalidRequestError("Expected a multipart/form-data body with a 'file' and a 'purpose'.", { code: 'invalid_content_type' });
   }
   const id = newFileId();
-  const blobKey = `files/${id}.jsonl`;
+  const blobKey = inputFileKey(id);
   let upload: BlobUpload | null = null;
   let purpose: string | undefined;
   let filename: string | undefined;

@@ -25,7 +25,7 @@ export interface FilesRoutesHooks {
 
 export function filesRoutes(app: FastifyInstance, deps: AppDeps, hooks: FilesRoutesHooks = {}): void {
   const { store, blobs, config } = deps;
-  const floor = new StorageFloor(config.dataDir, config.minFreeBytes);
+  const floor = new StorageFloor(() => blobs.freeBytes(), config.minFreeBytes);
 
   const getFileOr404 = async (req: FastifyRequest, id: string) => {
     const f = isWellFormedId(id) ? await store.getFile(id) : null;

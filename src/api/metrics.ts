@@ -5,6 +5,7 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom
 
 import { AuthenticationError, BATCH_STATUSES } from '../domain/index.js';
 import type { AppDeps } from './app-deps.js';
+import { clusterTotals } from './cluster-view.js';
 import { storageStatus } from './status-routes.js';
 
 /** Seconds; from a fast local model to a long generation. */
@@ -121,18 +122,43 @@ export function createMetrics(deps: AppDeps): Metrics {
   });
   new Gauge({
     name: 'besh_in_flight',
-    help: 'Worker slots in use (requests in flight, all upstreams).',
+    help: 'Worker slots in use on this replica (requests in flight, all upstreams).',
     registers,
     collect() {
-      this.set(engine.slots.inUse);
+      this.set(engine.snapshot().inFlight);
     },
   });
   new Gauge({
     name: 'besh_worker_limit',
-    help: 'Worker slots in total (MAX_WORKERS, or the sum of the upstream limits with auto).',
+    help: 'Worker slots of this replica (MAX_WORKERS, or the sum of the upstream limits with auto).',
     registers,
     collect() {
-      this.set(engine.slots.capacity);
+      this.set(engine.snapshot().workerLimit);
+    },
+  });
+  // The cluster, as this replica sees it in the store (the same on every replica: aggregate with max, not sum).
+  new Gauge({
+    name: 'besh_cluster_replicas',
+    help: 'Replicas alive (heartbeat within the lease TTL), this one included.',
+    registers,
+    async collect() {
+      this.set((await clusterTotals(deps)).replicas);
+    },
+  });
+  new Gauge({
+    name: 'besh_cluster_in_flight',
+    help: 'Requests in flight on every replica (the others as of their last heartbeat).',
+    registers,
+    async collect() {
+      this.set((await clusterTotals(deps)).inFlight);
+    },
+  });
+  new Gauge({
+    name: 'besh_cluster_worker_limit',
+    help: 'Worker slots of every live replica (the upstreams see up to this many requests at once).',
+    registers,
+    async collect() {
+      this.set((await clusterTotals(deps)).workerLimit);
     },
   });
   const tokens = new Counter({
@@ -153,18 +179,18 @@ export function createMetrics(deps: AppDeps): Metrics {
   });
   new Gauge({
     name: 'besh_queue_depth',
-    help: 'Batches waiting for admission (MAX_CONCURRENT_BATCHES reached).',
+    help: 'Batches waiting for a replica to take them (every replica at MAX_CONCURRENT_BATCHES).',
     registers,
-    collect() {
-      this.set(engine.queued.length);
+    async collect() {
+      this.set((await clusterTotals(deps)).queued.length);
     },
   });
   new Gauge({
     name: 'besh_active_batches',
-    help: 'Batches being processed now.',
+    help: 'Batches this replica validates or runs shards of.',
     registers,
     collect() {
-      this.set(engine.activeCount);
+      this.set(engine.snapshot().activeBatches);
     },
   });
   new Gauge({
@@ -179,10 +205,12 @@ export function createMetrics(deps: AppDeps): Metrics {
   });
   new Gauge({
     name: 'besh_disk_free_bytes',
-    help: 'Free space of the file system holding BESH_DATA_DIR.',
+    help: 'Free space where blobs are stored (absent with S3, which has no such bound).',
     registers,
     async collect() {
-      this.set((await storageStatus(deps)).free_bytes);
+      const free = await deps.blobs.freeBytes();
+      if (free === null) this.reset();
+      else this.set(free);
     },
   });
   // Per project (a team's share, for chargeback and alerts). Projects are made by operators
@@ -201,12 +229,12 @@ export function createMetrics(deps: AppDeps): Metrics {
   });
   new Gauge({
     name: 'besh_project_in_flight',
-    help: 'Worker slots in use, by project (fair share between projects).',
+    help: 'Worker slots in use on this replica, by project (fair share between projects).',
     labelNames: ['project'] as const,
     registers,
     async collect() {
       this.reset();
-      for (const project of await store.listProjects()) this.set({ project }, engine.slots.heldByGroup(project));
+      for (const project of await store.listProjects()) this.set({ project }, engine.snapshot(project).project?.inFlight ?? 0);
     },
   });
   new Gauge({

@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 
-import { InvalidRequestError, NotFoundError, printableId, type ProjectLimits } from '../domain/index.js';
+import { InvalidRequestError, NotFoundError, printableId, type ProjectLimits, RUNNING_STATUSES } from '../domain/index.js';
 import type { AppDeps } from './app-deps.js';
 import type { KeyAuthority } from './auth.js';
 import { requireKeyAdmin } from './keys-routes.js';
@@ -11,19 +11,18 @@ import { limitsInForce, limitsView, validProject } from './tenancy.js';
  * with what it holds against its limits — all of them for an admin key, its own for any other.
  */
 export function projectsRoutes(app: FastifyInstance, deps: AppDeps, authority: KeyAuthority): void {
-  const { store, config, engine } = deps;
+  const { store, config } = deps;
 
   const projectView = async (name: string) => {
-    const usage = await store.projectUsage(name);
-    const own = await store.getProjectLimits(name);
+    const [usage, own, byStatus, inFlight] = await Promise.all([store.projectUsage(name), store.getProjectLimits(name), store.countBatchesByStatus(name), store.inFlightByProject()]);
     return {
       object: 'project',
       name,
       stored_bytes: usage.storedBytes,
       active_batches: usage.activeBatches,
       queued_requests: usage.queuedRequests,
-      running_batches: engine.activeIn(name),
-      in_flight: engine.slots.heldByGroup(name),
+      running_batches: RUNNING_STATUSES.reduce((n, s) => n + (byStatus[s] ?? 0), 0),
+      in_flight: inFlight[name] ?? 0,
       limits: limitsView(limitsInForce(own, config)),
       /** The project's own settings: null = the server's default applies, 0 = no limit. */
       own_limits: limitsView(own),

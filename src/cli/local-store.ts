@@ -1,8 +1,8 @@
-import { join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 
 import type { Command } from 'commander';
 
-import type { SqliteMetaStore } from '../store/sqlite/sqlite-meta-store.js';
+import type { MetaStore } from '../store/meta-store.js';
 import { loadDotEnv } from './env.js';
 
 export interface LocalStoreOptions {
@@ -30,16 +30,19 @@ export const usageFailure =
   };
 
 /**
- * The store of the BESH on this machine (`--data-dir`, else BESH_DATA_DIR from the environment or
- * ./.env, else ./data), opened directly: keys and limits are an operator's business, done where
- * the data lives (`docker compose exec besh besh keys create …`), and must work before any key exists.
- * A running server sees the changes at once (SQLite in WAL mode; it reads keys per request).
+ * The store of this BESH, opened directly: BESH_DATABASE_URL (a cluster's PostgreSQL), else the
+ * SQLite file of `--data-dir`, BESH_DATA_DIR (environment or ./.env) or ./data. Keys and limits
+ * are an operator's business, done where the data lives (`docker compose exec besh besh keys
+ * create …`), and must work before any key exists. Running servers see the changes at once (they
+ * read keys per request).
  */
-export async function withLocalStore<T>(opts: LocalStoreOptions, fn: (store: SqliteMetaStore, dataDir: string) => Promise<T>): Promise<T> {
+export async function withLocalStore<T>(opts: LocalStoreOptions, fn: (store: MetaStore, dataDir: string) => Promise<T>): Promise<T> {
   loadDotEnv();
   const dataDir = resolve(opts.dataDir ?? process.env.BESH_DATA_DIR ?? './data');
-  const { SqliteMetaStore } = await import('../store/sqlite/sqlite-meta-store.js');
-  const store = SqliteMetaStore.open(join(dataDir, 'besh.sqlite'));
+  const [{ databaseConfig }, { openMetaStore }] = await Promise.all([import('../config.js'), import('../runtime/open-stores.js')]);
+  // --data-dir names a data directory, so it wins over a database URL in the environment.
+  const url = opts.dataDir === undefined ? process.env.BESH_DATABASE_URL?.trim() || undefined : undefined;
+  const store = await openMetaStore(databaseConfig(url, dataDir, process.cwd()));
   try {
     return await fn(store, dataDir);
   } finally {

@@ -44,8 +44,8 @@ export function serveCommand(): Command {
       }
       const log = pino({ level: config.logLevel, base: { service: 'besh' }, redact: ['req.headers.authorization', '*.headers.authorization', '*.*.headers.authorization', '*.apiKey', '*.upstreamApiKey'] });
       // Loaded only once the configuration is known good: a bad value fails fast.
-      const { startServer } = await import('../api/server.js');
-      const server = await startServer(config, log, webDir());
+      const { startRuntime } = await import('../runtime/start.js');
+      const server = await startRuntime(config, log, webDir());
       let signals = 0;
       const onSignal = (signal: string): void => {
         if (++signals > 1) {

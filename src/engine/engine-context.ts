@@ -13,6 +13,7 @@ export interface Logger {
 }
 
 export interface EngineOptions {
+  /** Batches this replica works on at once (validating or running shards); the rest wait. */
   maxConcurrentBatches: number;
   maxLineBytes: number;
   maxRequestsPerBatch: number;
@@ -22,8 +23,27 @@ export interface EngineOptions {
   shutdownGraceMs: number;
   /** How long cancel lets in-flight requests finish before aborting them. */
   cancelGraceMs: number;
-  progressFlushMs: number;
+  /** How often leases are renewed and live counters saved (the heartbeat). */
+  heartbeatMs: number;
+  /** A lease not renewed for this long may be taken over by another replica. */
+  leaseTtlMs: number;
+  /** Most request lines in one shard (a large batch is cut into at least ~64, so replicas share its end evenly). */
+  shardLines: number;
+  /** Where appends are not durable at once (S3): a segment is sealed at least this often... */
+  segmentFlushMs: number;
+  /** ...or once it holds this many bytes. */
+  segmentMaxBytes: number;
+  /** How often the store is asked for claimable work when nothing wakes the engine sooner. */
+  claimIntervalMs: number;
   retry: RetryPolicy;
+}
+
+/** Who this replica is, for leases and the replicas table. */
+export interface ReplicaIdentity {
+  id: string;
+  host: string;
+  pid: number;
+  version: string;
 }
 
 /** What every part of the engine shares; built once by the Engine. */
@@ -35,7 +55,5 @@ export interface EngineContext {
   events: EngineEvents;
   log: Logger;
   opts: EngineOptions;
+  replica: ReplicaIdentity;
 }
-
-export const outputKey = (batchId: string): string => `batches/${batchId}/output.jsonl`;
-export const errorKey = (batchId: string): string => `batches/${batchId}/errors.jsonl`;

@@ -1,13 +1,13 @@
 import { EventEmitter } from 'node:events';
 
-import type { BatchRecord, RequestCounts, Usage } from '../domain/index.js';
+import type { BatchRecord, Usage } from '../domain/index.js';
 
 export interface EngineEventMap {
   /** A batch changed status (also emitted for create and delete). */
   'batch:status': [batch: BatchRecord];
   'batch:deleted': [batchId: string, project: string];
-  /** About once per progress flush while a batch runs. */
-  'batch:progress': [progress: { batchId: string; project: string; counts: RequestCounts; usage: Usage; inFlight: number }];
+  /** This replica gave a shard back (done, or pending again): what it counted of it is final here. */
+  'shard:released': [shard: { batchId: string; project: string; shardNo: number; done: boolean }];
   /** One request finished (success or final failure) — for time-bucketed counters. */
   'request:done': [done: { batchId: string; project: string; ok: boolean; status: number | null; attempts: number; latencyMs: number; usage: Usage | null }];
   'request:retry': [retry: { batchId: string; project: string; status: number | null; attempt: number; delayMs: number }];

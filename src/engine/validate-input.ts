@@ -1,5 +1,6 @@
 import type { BatchError } from '../domain/index.js';
 import { FingerprintSet, isBlankLine, JsonlError, MAX_CUSTOM_ID_LENGTH, readLines, validateRequestLine } from '../jsonl/index.js';
+import type { ShardPlan } from '../store/meta-store.js';
 import type { EngineContext } from './engine-context.js';
 
 export interface ValidationResult {
@@ -7,6 +8,19 @@ export interface ValidationResult {
   /** The one model every line names, or null when lines name several. */
   model: string | null;
   errors: BatchError[];
+  /** The input cut into shards of `shardSize` request lines (the last one shorter): fixed-size entries, never the lines. */
+  shards: ShardPlan[];
+}
+
+/** Below this, a batch is not cut finer to spread it over replicas: a shard costs a claim and its segments. */
+const MIN_SHARD_LINES = 100;
+/** A batch large enough is cut into at least this many shards, so several replicas share it evenly. */
+const TARGET_SHARDS = 64;
+
+/** Request lines per shard for a file of `requests` lines (unknown: the most allowed). */
+export function shardSize(requests: number | null, maxShardLines: number): number {
+  if (requests === null) return maxShardLines;
+  return Math.max(1, Math.min(maxShardLines, Math.max(MIN_SHARD_LINES, Math.ceil(requests / TARGET_SHARDS))));
 }
 
 /**
@@ -16,7 +30,7 @@ export interface ValidationResult {
  * Uniqueness is checked on 64-bit fingerprints to keep memory flat for million-line files; the
  * rare duplicate they report is confirmed exactly by a second pass over the suspect ids.
  */
-export async function validateInput(ctx: EngineContext, blobKey: string, endpoint: string, signal: AbortSignal): Promise<ValidationResult> {
+export async function validateInput(ctx: EngineContext, blobKey: string, endpoint: string, signal: AbortSignal, linesPerShard: number): Promise<ValidationResult> {
   const { opts } = ctx;
   const errors: BatchError[] = [];
   const vctx = { endpoint, seenCustomIds: new FingerprintSet(), maxCustomIdLength: MAX_CUSTOM_ID_LENGTH };
@@ -24,6 +38,8 @@ export async function validateInput(ctx: EngineContext, blobKey: string, endpoin
   let total = 0;
   let model: string | null | undefined;
   let lastLine = 0;
+  let endOfInput = 0;
+  const shards: ShardPlan[] = [];
   // Checked only when at least one upstream answered GET /v1/models (see UpstreamPool.models).
   const served = ctx.upstream.models();
   const stream = ctx.blobs.openRead(blobKey);
@@ -31,7 +47,14 @@ export async function validateInput(ctx: EngineContext, blobKey: string, endpoin
     for await (const raw of readLines(stream, { maxLineBytes: opts.maxLineBytes })) {
       signal.throwIfAborted();
       lastLine = raw.line;
+      endOfInput = raw.byteOffset + raw.byteLength;
       if (isBlankLine(raw.text)) continue; // trailing blank lines; middle ones are refused at upload
+      if (total % linesPerShard === 0) {
+        const last = shards.at(-1);
+        if (last) last.endByte = raw.byteOffset;
+        shards.push({ shardNo: shards.length, firstLine: raw.line, requests: 0, startByte: raw.byteOffset, endByte: raw.byteOffset });
+      }
+      shards.at(-1)!.requests++;
       total++;
       const r = validateRequestLine(raw.text, raw.line, vctx);
       if (!r.ok) {
@@ -78,7 +101,9 @@ export async function validateInput(ctx: EngineContext, blobKey: string, endpoin
       line: null,
     });
   }
-  return { total, model: model ?? null, errors: errors.slice(0, opts.maxValidationErrors) };
+  const last = shards.at(-1);
+  if (last) last.endByte = endOfInput;
+  return { total, model: model ?? null, errors: errors.slice(0, opts.maxValidationErrors), shards };
 }
 
 /** Exact count of the suspect custom_ids; returns those that really occur more than once. */

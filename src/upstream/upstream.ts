@@ -1,5 +1,6 @@
 import type { UpstreamOutcome } from './outcome.js';
 import type { UpstreamRequest } from './upstream-client.js';
+import type { UpstreamStatus } from './upstream-pool.js';
 
 /** What the engine needs of its inference servers; `UpstreamPool` implements it for one or many. */
 export interface Upstream {
@@ -10,4 +11,9 @@ export interface Upstream {
   /** Whether some upstream serves `model` (true while models are unknown). */
   servesModel(model: string): boolean;
   close(): Promise<void>;
+}
+
+/** What the API shows of the upstreams (GET /health, /metrics). */
+export interface UpstreamStatusSource {
+  status(): UpstreamStatus[];
 }

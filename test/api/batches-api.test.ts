@@ -1,6 +1,3 @@
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
-
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
@@ -419,8 +416,7 @@ describe('cancel and delete', () => {
     const errf = b.error_file_id!;
     expect(out).toMatch(/^file-/);
     expect(errf).toMatch(/^file-/);
-    const folder = join(besh.dataDir, 'batches', b.id);
-    expect(existsSync(folder)).toBe(true);
+    expect((await besh.listBlobs(`batches/${b.id}/`)).length).toBeGreaterThan(0);
 
     const del = await raw(`/batches/${b.id}`, { method: 'DELETE' });
     expect(del.status).toBe(200);
@@ -432,7 +428,7 @@ describe('cancel and delete', () => {
       await rejects(client.files.retrieve(f), OpenAI.NotFoundError, 404);
       await rejects(client.files.content(f), OpenAI.NotFoundError, 404);
     }
-    expect(existsSync(folder)).toBe(false);
+    expect(await besh.listBlobs(`batches/${b.id}/`)).toEqual([]);
     const listed: string[] = [];
     for await (const x of client.batches.list({ limit: 100 })) listed.push(x.id);
     expect(listed).not.toContain(b.id);

@@ -38,11 +38,8 @@ afterAll(async () => {
   for (const d of dirs) d.remove();
 });
 
-/** Names of the blobs under `<dataDir>/files/` (missing folder = none). */
-const storedBlobs = (p: BeshProcess): string[] => {
-  const dir = join(p.dataDir, 'files');
-  return existsSync(dir) ? readdirSync(dir).sort() : [];
-};
+/** Names of the stored input blobs (`files/…`: local files, or a cluster's S3 objects). */
+const storedBlobs = async (p: BeshProcess): Promise<string[]> => (await p.listBlobs('files/')).map((k) => k.slice('files/'.length));
 /** Leftover partial uploads under `<dataDir>/tmp/`. */
 const tmpParts = (p: BeshProcess): string[] => {
   const dir = join(p.dataDir, 'tmp');
@@ -72,13 +69,13 @@ async function allFileIds(order: 'asc' | 'desc', purpose?: string): Promise<stri
 /** Uploads that must be refused with 400 and leave nothing behind. */
 async function expectRefused(data: Buffer | string, name: string, messageIncludes: string | RegExp, param: string | null = 'file'): Promise<BadRequestError> {
   const before = await allFileIds('desc');
-  const blobsBefore = storedBlobs(besh);
+  const blobsBefore = (await storedBlobs(besh));
   const err = await rejects(client.files.create({ file: await toFile(Buffer.from(data), name), purpose: 'batch' }), OpenAI.BadRequestError, 400);
   expect(err.message).toMatch(messageIncludes);
   expect(err.param).toBe(param);
   expect(err.type).toBe('invalid_request_error');
   expect(await allFileIds('desc')).toEqual(before);
-  expect(storedBlobs(besh)).toEqual(blobsBefore);
+  expect((await storedBlobs(besh))).toEqual(blobsBefore);
   expect(tmpParts(besh)).toEqual([]);
   return err;
 }
@@ -97,7 +94,7 @@ describe('POST /v1/files', () => {
     expect(f.filename).toBe('my-input.jsonl');
     expect(f.purpose).toBe('batch');
     expect(f.status).toBe('processed');
-    expect(storedBlobs(besh)).toContain(`${f.id}.jsonl`);
+    expect((await storedBlobs(besh))).toContain(`${f.id}.jsonl`);
     // retrieve answers the same object
     expect(await client.files.retrieve(f.id)).toEqual(f);
   });
@@ -205,14 +202,14 @@ describe('malformed multipart bodies', () => {
     ['a __proto__ field', () => post(`${part('__proto__', 'batch')}${part('file', '{"a":1}', 'a.jsonl')}--XX--\r\n`)],
   ])('%s → 400 envelope, nothing stored', async (_label, send) => {
     const before = await allFileIds('desc');
-    const blobsBefore = storedBlobs(besh);
+    const blobsBefore = (await storedBlobs(besh));
     const r = await send();
     expect(r.status).toBe(400);
     expect(r.headers.get('content-type')).toMatch(/^application\/json/);
     expect(r.headers.get('x-request-id')).toMatch(/^req_/);
     expect(r.body.error).toMatchObject({ type: 'invalid_request_error', message: expect.any(String) });
     expect(await allFileIds('desc')).toEqual(before);
-    expect(storedBlobs(besh)).toEqual(blobsBefore);
+    expect((await storedBlobs(besh))).toEqual(blobsBefore);
     expect(tmpParts(besh)).toEqual([]);
   });
 
@@ -220,7 +217,7 @@ describe('malformed multipart bodies', () => {
     const r = await post(`${part('purpose', 'batch')}${part('file', '{"a":1}', '../../evil.jsonl')}--XX--\r\n`);
     expect(r.status).toBe(200);
     expect(r.body.filename).toBe('evil.jsonl');
-    expect(storedBlobs(besh)).toContain(`${r.body.id}.jsonl`);
+    expect((await storedBlobs(besh))).toContain(`${r.body.id}.jsonl`);
     await client.files.delete(r.body.id);
   });
 });
@@ -256,7 +253,7 @@ describe('BESH_MAX_FILE_BYTES', () => {
     expect(err.message).toMatch(/\bline 2\b/i);
     expect(err.message).toContain('8192');
     expect(err.param).toBe('file');
-    expect(storedBlobs(small)).toEqual([]);
+    expect((await storedBlobs(small))).toEqual([]);
     expect(tmpParts(small)).toEqual([]);
   });
 
@@ -267,7 +264,7 @@ describe('BESH_MAX_FILE_BYTES', () => {
     expect(err.message).toMatch(/BESH_MAX_FILE_BYTES|limit/);
     expect(err.param).toBe('file');
     expect((await small.client.files.list()).data.length).toBe(before);
-    expect(storedBlobs(small)).toEqual([]);
+    expect((await storedBlobs(small))).toEqual([]);
     expect(tmpParts(small)).toEqual([]);
   });
 
@@ -278,11 +275,11 @@ describe('BESH_MAX_FILE_BYTES', () => {
     const err = await rejects(small.client.files.create({ file: await toFile(gz, 'big.jsonl.gz'), purpose: 'batch' }), OpenAI.APIError, 413);
     expect(err.param).toBe('file');
     expect((await small.client.files.list()).data).toEqual([]);
-    expect(storedBlobs(small)).toEqual([]);
+    expect((await storedBlobs(small))).toEqual([]);
     expect(tmpParts(small)).toEqual([]);
     // The server is still healthy and accepts a small file afterwards.
     const f = await small.client.files.create({ file: await toFile(Buffer.from(chatLines(2)), 'ok.jsonl'), purpose: 'batch' });
-    expect(storedBlobs(small)).toEqual([`${f.id}.jsonl`]);
+    expect((await storedBlobs(small))).toEqual([`${f.id}.jsonl`]);
   });
 });
 
@@ -383,7 +380,7 @@ describe('retrieve, content, delete', () => {
 
     const del = await client.files.delete(id);
     expect(del).toEqual({ id, object: 'file', deleted: true });
-    expect(storedBlobs(besh)).not.toContain(`${id}.jsonl`);
+    expect((await storedBlobs(besh))).not.toContain(`${id}.jsonl`);
     for (const p of [client.files.retrieve(id), client.files.content(id), client.files.delete(id)]) {
       const err = await rejects(p, OpenAI.NotFoundError, 404);
       expect(err.message).toContain(id);
@@ -425,7 +422,7 @@ describe('retrieve, content, delete', () => {
     expect(err.headers?.get('x-should-retry')).toBe('false');
     expect(err.message).toContain(input);
     expect(await client.files.retrieve(input)).toMatchObject({ id: input, purpose: 'batch' });
-    expect(storedBlobs(besh)).toContain(`${input}.jsonl`);
+    expect((await storedBlobs(besh))).toContain(`${input}.jsonl`);
     const running = await client.batches.retrieve(batch.id);
     expect(running.status).toBe('in_progress');
 

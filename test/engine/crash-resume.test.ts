@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import type OpenAI from 'openai';
@@ -33,19 +33,22 @@ async function linesOf(client: OpenAI, fileId: string | null | undefined): Promi
     });
 }
 
-/** Waits until BESH has written at least `n` lines to the batch's output file on disk. */
+/** Waits until BESH has written at least `n` lines to the batch's output segments on disk. */
 async function linesOnDisk(dataDir: string, batchId: string, n: number): Promise<void> {
-  const path = join(dataDir, 'batches', batchId, 'output.jsonl');
+  const dir = join(dataDir, 'batches', batchId, 'segments');
   const deadline = Date.now() + 10_000;
   for (;;) {
     let count = 0;
     try {
-      for (const ch of readFileSync(path, 'utf8')) if (ch === '\n') count++;
+      for (const name of readdirSync(dir)) {
+        if (!name.startsWith('output-')) continue;
+        for (const ch of readFileSync(join(dir, name), 'utf8')) if (ch === '\n') count++;
+      }
     } catch {
       /* not created yet */
     }
     if (count >= n) return;
-    if (Date.now() > deadline) throw new Error(`${path} has ${count} lines, expected ${n}`);
+    if (Date.now() > deadline) throw new Error(`${dir} has ${count} output lines, expected ${n}`);
     await new Promise((r) => setTimeout(r, 20));
   }
 }

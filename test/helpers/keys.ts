@@ -3,7 +3,7 @@ import { expect } from 'vitest';
 
 import { type ApiKeyObject, newBatchId, newFileId } from '../../src/domain/index.js';
 import { type CliResult, runCli } from '../cli/run-cli.js';
-import type { BeshProcess } from './besh-process.js';
+import { type BeshProcess, storeArgs } from './besh-process.js';
 import type { RawAnswer } from './raw-http.js';
 
 /** What `besh keys create --json` prints: the key's public fields and, once, its secret (`besh-sk-…`). */
@@ -11,10 +11,11 @@ export type CreatedKey = ApiKeyObject & { key: string };
 
 /** `besh keys create --project P --data-dir DIR --json` on the built binary. */
 export async function createKey(dataDir: string, project: string, opts: { admin?: boolean; name?: string } = {}): Promise<CreatedKey> {
-  const args = ['keys', 'create', '--project', project, '--data-dir', dataDir, '--json'];
+  const store = await storeArgs(dataDir);
+  const args = ['keys', 'create', '--project', project, ...store.args, '--json'];
   if (opts.admin) args.push('--admin');
   if (opts.name !== undefined) args.push('--name', opts.name);
-  const r = await runCli(args);
+  const r = await runCli(args, store.env);
   expect(r.code, `keys create: ${r.stderr}`).toBe(0);
   const key = JSON.parse(r.stdout) as CreatedKey;
   expect(key.key).toMatch(/^besh-sk-[0-9A-Za-z]{40}$/);
@@ -22,17 +23,24 @@ export async function createKey(dataDir: string, project: string, opts: { admin?
 }
 
 /** `besh keys revoke ID --data-dir DIR`. */
-export const revokeKey = (dataDir: string, id: string): Promise<CliResult> => runCli(['keys', 'revoke', id, '--data-dir', dataDir, '--json']);
+export async function revokeKey(dataDir: string, id: string): Promise<CliResult> {
+  const store = await storeArgs(dataDir);
+  return runCli(['keys', 'revoke', id, ...store.args, '--json'], store.env);
+}
 
 /** `besh keys list --json`. */
 export async function listKeys(dataDir: string): Promise<Array<Record<string, unknown>>> {
-  const r = await runCli(['keys', 'list', '--data-dir', dataDir, '--json']);
+  const store = await storeArgs(dataDir);
+  const r = await runCli(['keys', 'list', ...store.args, '--json'], store.env);
   expect(r.code, r.stderr).toBe(0);
   return JSON.parse(r.stdout) as Array<Record<string, unknown>>;
 }
 
 /** `besh projects …args --data-dir DIR`. */
-export const projectsCli = (dataDir: string, ...args: string[]): Promise<CliResult> => runCli(['projects', ...args, '--data-dir', dataDir]);
+export async function projectsCli(dataDir: string, ...args: string[]): Promise<CliResult> {
+  const store = await storeArgs(dataDir);
+  return runCli(['projects', ...args, ...store.args], store.env);
+}
 
 /** An SDK client for one key (no retries unless asked; `project` sends `OpenAI-Project`). */
 export function keyClient(besh: BeshProcess, apiKey: string, opts: { project?: string; maxRetries?: number; fetch?: typeof fetch } = {}): OpenAI {

@@ -53,13 +53,13 @@ describe('per-project quotas', () => {
   const createRaw = (p: keyof typeof keys, input: string) =>
     api(besh, '/v1/batches', { key: as(p), json: { input_file_id: input, endpoint: '/v1/chat/completions', completion_window: '24h' } });
 
-  /** Blobs of uploads on disk, and leftover partial uploads. */
-  const uploadBlobs = (): string[] => walk(join(dir.path, 'files'));
+  /** Blobs of uploads (local files, or a cluster's S3 objects), and leftover partial uploads on disk. */
+  const uploadBlobs = async (): Promise<string[]> => (await besh.listBlobs('files/')).map((k) => k.slice('files/'.length));
   const partials = (): string[] => walk(join(dir.path, 'tmp'));
   /** Every upload row has its blob and every blob its row. */
   async function expectBlobsMatchRows(): Promise<void> {
     const all = (await api(besh, '/v1/files?purpose=batch&limit=10000', { key: ADMIN_KEY })).body.data as any[];
-    expect(uploadBlobs()).toEqual(all.map((f) => `${f.id}.jsonl`).sort());
+    expect(await uploadBlobs()).toEqual(all.map((f) => `${f.id}.jsonl`).sort());
     expect(partials()).toEqual([]);
   }
 
@@ -109,7 +109,7 @@ describe('per-project quotas', () => {
     expect((await listFiles('small')).map((f) => f.id)).toEqual([first.body.id]);
     expect((await project('small')).stored_bytes).toBe(1000);
     await expectBlobsMatchRows();
-    expect(uploadBlobs()).toEqual([`${first.body.id}.jsonl`]);
+    expect(await uploadBlobs()).toEqual([`${first.body.id}.jsonl`]);
 
     // The SDK (which retries 429s by default) sends it once.
     const counter = countingFetch();

@@ -99,7 +99,7 @@ describe('secrets stay secret; security headers; CORS off by default', () => {
   const readStatuses: string[] = [];
 
   beforeAll(async () => {
-    mock = await startMockServer({ host: '127.0.0.1', port: 0, latencyMs: 2, fail500Rate: 0.2, maxFaultsPerRequest: 1, seed: 7 });
+    mock = await startMockServer({ host: '127.0.0.1', port: 0, models: ['mock-model'], latencyMs: 2, fail500Rate: 0.2, maxFaultsPerRequest: 1, seed: 7 });
     dir = tempDir('besh-secrets-');
     const [made, doomed] = await Promise.all([createKey(dir.path, 'research'), createKey(dir.path, 'research')]);
     projectKey = made.key;
@@ -129,17 +129,28 @@ describe('secrets stay secret; security headers; CORS off by default', () => {
     // Work of every kind, as the project key and the admin key.
     const research = sdk(besh, projectKey);
     const admin = sdk(besh, ADMIN_KEY);
-    const lines =
-      chatLines(12, { prefix: 'ok', marker: (i) => (i % 4 === 3 ? `${PROMPT} MOCK_FAIL_400` : PROMPT) }) +
-      chatLines(2, { prefix: 'nomodel', model: 'model-nobody-serves', marker: () => PROMPT });
+    const lines = chatLines(12, { prefix: 'ok', marker: (i) => (i % 4 === 3 ? `${PROMPT} MOCK_FAIL_400` : PROMPT) });
     const input = await research.files.create({ file: await toFile(Buffer.from(lines), 'canary.jsonl'), purpose: 'batch' });
     const batch = await research.batches.create({ input_file_id: input.id, endpoint: '/v1/chat/completions', completion_window: '24h', metadata: { note: 'canary run' } });
     const done = await waitDone(research, batch.id, 30_000);
-    expect(done.status).toMatch(/^(completed|failed)$/);
-    if (done.output_file_id) expect(JSON.stringify(await readJsonl(research, done.output_file_id))).toContain('ok-0');
-    await readJsonl(research, done.error_file_id);
+    expect(done.status).toBe('completed');
+    expect(done.request_counts).toEqual({ total: 12, completed: 9, failed: 3 });
+    expect(JSON.stringify(await readJsonl(research, done.output_file_id))).toContain('ok-0');
+    expect(await readJsonl(research, done.error_file_id)).toHaveLength(3);
     // The input file's content: an answer that does carry the prompt.
     expect(await (await research.files.content(input.id)).text()).toContain(PROMPT);
+
+    // A batch that fails validation (a model no upstream serves): its errors name the lines.
+    const nomodel = await research.files.create({
+      file: await toFile(Buffer.from(chatLines(2, { prefix: 'nomodel', model: 'model-nobody-serves', marker: () => PROMPT })), 'nomodel.jsonl'),
+      purpose: 'batch',
+    });
+    const unserved = await waitDone(research, (await research.batches.create({ input_file_id: nomodel.id, endpoint: '/v1/chat/completions', completion_window: '24h' })).id, 30_000);
+    expect(unserved.status).toBe('failed');
+    expect(unserved.errors?.data?.map((e) => [e.code, e.line])).toEqual([
+      ['model_not_found', 1],
+      ['model_not_found', 2],
+    ]);
 
     // Lines the mock refuses (400) and the mock's 500s (retried): an error file.
     const failing = await research.files.create({ file: await toFile(Buffer.from(chatLines(4, { prefix: 'bad', marker: () => `${PROMPT} MOCK_FAIL_400` })), 'fail.jsonl'), purpose: 'batch' });
