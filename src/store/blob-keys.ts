@@ -7,6 +7,7 @@
  *                                                       result lines of one shard, written by one
  *                                                       lease holder (epoch), in order (seq)
  *   batches/<batch id>/output.jsonl | errors.jsonl      the composed result files of a finished batch
+ *   uploads/<upload id>/<part id>                       a part of an upload (Uploads API) until it completes
  */
 export type ResultKind = 'output' | 'error';
 
@@ -22,3 +23,8 @@ export const segmentKey = (batchId: string, kind: ResultKind, shardNo: number, e
   `${batchPrefix(batchId)}segments/${kind}-${pad(shardNo, 6)}-${pad(epoch, 6)}-${pad(seq, 6)}.jsonl`;
 
 const pad = (n: number, width: number): string => String(n).padStart(width, '0');
+
+/** One part of an upload sent through the Uploads API (removed once the upload completes, is cancelled or expires). */
+export const uploadPartKey = (uploadId: string, partId: string): string => `uploads/${uploadId}/${partId}`;
+
+export const uploadPrefix = (uploadId: string): string => `uploads/${uploadId}/`;
