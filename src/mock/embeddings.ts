@@ -1,15 +1,16 @@
-import type { GenContext,Generated } from './completions.js';
+import type { GenContext, Generated } from './generated.js';
 import { hashString, Prng } from './hash.js';
+import { idsPrompt, type Prompt, textPrompt } from './prompt.js';
 import { MockRequestError } from './respond.js';
-import { approxTokens, type Body } from './text.js';
+import type { Body } from './text.js';
 
 const isTokenIds = (v: unknown): v is number[] => Array.isArray(v) && v.length > 0 && v.every((x) => typeof x === 'number');
 
-/** Each input as text (token ids joined) with its size in tokens. */
-function inputsOf(input: unknown): { text: string; tokens: number }[] {
-  const one = (x: unknown): { text: string; tokens: number } => {
-    if (typeof x === 'string') return { text: x, tokens: Math.max(1, approxTokens(x.length)) };
-    if (isTokenIds(x)) return { text: x.join(','), tokens: x.length };
+/** Each input as text to embed (token ids joined) with its prompt. */
+function inputsOf(input: unknown): { text: string; prompt: Prompt }[] {
+  const one = (x: unknown): { text: string; prompt: Prompt } => {
+    if (typeof x === 'string') return { text: x, prompt: textPrompt(x, 1) };
+    if (isTokenIds(x)) return { text: x.join(','), prompt: idsPrompt(x) };
     throw new MockRequestError(400, "'input' must be a string, an array of strings, or token ids", null, 'input');
   };
   if (typeof input === 'string' || isTokenIds(input)) return [one(input)];
@@ -49,13 +50,17 @@ export function embeddings(body: Body, model: string, g: GenContext, defaultDims
   }
   let promptTokens = 0;
   const data = inputs.map((input, index) => {
-    promptTokens += input.tokens;
+    promptTokens += input.prompt.tokens;
     const v = embed(input.text, dims, seed);
     const embedding = format === 'base64' ? Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('base64') : Array.from(v);
     return { object: 'embedding', index, embedding };
   });
   return {
+    promptTokens,
     completionTokens: 0,
+    // A pooling request is prefill only, and the mock keeps it out of the prefix cache.
+    work: inputs.map((input) => ({ prompt: input.prompt, outputs: [0] })),
+    cacheField: null,
     payload: {
       id: `embd-${g.id}`,
       object: 'list',

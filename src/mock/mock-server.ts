@@ -6,13 +6,15 @@ import { FaultInjector } from './faults.js';
 import { createMockHandler, type MockState } from './mock-handler.js';
 import { type MockOptions, resolveMockOptions } from './mock-options.js';
 import { type MockStats, MockStatsRecorder } from './mock-stats.js';
+import { ModelRegistry } from './model-registry.js';
+import { StepEngine } from './step-engine.js';
 
 export interface MockServer {
   /** e.g. `http://127.0.0.1:PORT` (no trailing slash, no `/v1`). */
   url: string;
   port: number;
   stats(): MockStats;
-  /** Zeroes the stats and the faults-per-request bookkeeping. */
+  /** Zeroes the stats, the faults-per-request bookkeeping and the engine's peaks and counters. */
   reset(): void;
   /** Stops listening and destroys every socket, hung ones included. */
   close(): Promise<void>;
@@ -23,15 +25,19 @@ export async function startMockServer(partial: Partial<MockOptions> = {}): Promi
   const opts = resolveMockOptions(partial);
   const stats = new MockStatsRecorder();
   const gate = new CapacityGate(opts.capacity);
+  const engine = opts.maxNumSeqs > 0 ? new StepEngine(opts) : null;
+  const levels = engine ?? gate;
   const faults = new FaultInjector(opts);
   const state: MockState = {
     opts,
     stats,
     gate,
+    engine,
     faults,
+    models: new ModelRegistry(opts.models),
     reset() {
       stats.reset();
-      gate.resetPeaks();
+      levels.resetPeaks();
       faults.reset();
     },
   };
@@ -54,10 +60,11 @@ export async function startMockServer(partial: Partial<MockOptions> = {}): Promi
   return {
     url: `http://${urlHost(opts.host)}:${port}`,
     port,
-    stats: () => stats.snapshot(gate),
+    stats: () => stats.snapshot(levels),
     reset: () => state.reset(),
     close() {
       closing ??= new Promise<void>((resolve) => {
+        engine?.close();
         server.close(() => resolve());
         server.closeAllConnections();
       });

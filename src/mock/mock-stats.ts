@@ -1,5 +1,3 @@
-import type { CapacityGate } from './capacity-gate.js';
-
 /** What `GET /mock/stats` answers. */
 export interface MockStats {
   total_requests: number;
@@ -13,12 +11,24 @@ export interface MockStats {
   received: Record<string, number>;
 }
 
-/** Counters of the mock; the live levels (in flight, queued) come from the gate. */
+/** Requests being served and waiting: the capacity gate's, or the engine's sequences. */
+export interface Levels {
+  readonly inFlight: number;
+  readonly queued: number;
+  readonly maxInFlight: number;
+  readonly maxQueued: number;
+  resetPeaks(): void;
+}
+
+/** Counters of the mock; the live levels (in flight, queued) come from the gate or engine. */
 export class MockStatsRecorder {
   totalRequests = 0;
   faults500 = 0;
   faults429 = 0;
   drops = 0;
+  /** Tokens of the answered inference requests (vLLM's prompt_tokens / generation_tokens counters). */
+  promptTokens = 0;
+  generationTokens = 0;
   private byStatus = new Map<number, number>();
   private received = new Map<string, number>();
 
@@ -30,15 +40,20 @@ export class MockStatsRecorder {
     this.received.set(key, (this.received.get(key) ?? 0) + 1);
   }
 
-  snapshot(gate: CapacityGate): MockStats {
+  countTokens(prompt: number, generated: number): void {
+    this.promptTokens += prompt;
+    this.generationTokens += generated;
+  }
+
+  snapshot(levels: Levels): MockStats {
     return {
       total_requests: this.totalRequests,
       responses_by_status: Object.fromEntries([...this.byStatus].map(([s, n]) => [String(s), n])),
       faults: { 500: this.faults500, 429: this.faults429, drop: this.drops },
-      in_flight: gate.inFlight,
-      max_in_flight: gate.maxInFlight,
-      queued: gate.queued,
-      max_queued: gate.maxQueued,
+      in_flight: levels.inFlight,
+      max_in_flight: levels.maxInFlight,
+      queued: levels.queued,
+      max_queued: levels.maxQueued,
       received: Object.fromEntries(this.received),
     };
   }
@@ -48,6 +63,8 @@ export class MockStatsRecorder {
     this.faults500 = 0;
     this.faults429 = 0;
     this.drops = 0;
+    this.promptTokens = 0;
+    this.generationTokens = 0;
     this.byStatus = new Map();
     this.received = new Map();
   }

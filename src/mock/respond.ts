@@ -1,25 +1,27 @@
 import type { ServerResponse } from 'node:http';
 
-export type ErrorType = 'invalid_request_error' | 'rate_limit_error' | 'server_error';
+/** OpenAI's error types, and the exception names vLLM puts there instead (e.g. `BadRequestError`). */
+export type ErrorType = 'invalid_request_error' | 'rate_limit_error' | 'server_error' | 'BadRequestError';
 
 /** A client mistake the handler answers with an OpenAI error envelope. */
 export class MockRequestError extends Error {
   constructor(
     readonly status: number,
     message: string,
-    readonly code: string | null = null,
+    readonly code: string | number | null = null,
     readonly param: string | null = null,
+    readonly type: ErrorType = 'invalid_request_error',
   ) {
     super(message);
     this.name = 'MockRequestError';
   }
 }
 
-/** `{error:{message,type,param,code}}`, as OpenAI and vLLM send it. */
+/** `{error:{message,type,param,code}}`, as OpenAI and vLLM send it (vLLM: type = exception name, code = status). */
 export function errorEnvelope(
   message: string,
   type: ErrorType = 'invalid_request_error',
-  code: string | null = null,
+  code: string | number | null = null,
   param: string | null = null,
 ): string {
   return JSON.stringify({ error: { message, type, param, code } });
@@ -40,5 +42,11 @@ export function writeJson(
   };
   if (retryAfter !== undefined) headers['retry-after'] = retryAfter;
   res.writeHead(status, headers);
+  res.end(body);
+}
+
+/** Writes a complete plain-text response (Prometheus exposition format 0.0.4). */
+export function writeMetrics(res: ServerResponse, body: string): void {
+  res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8', 'content-length': Buffer.byteLength(body) });
   res.end(body);
 }

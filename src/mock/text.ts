@@ -8,9 +8,6 @@ export type Body = Record<string, unknown>;
 export const MAX_GENERATED_TOKENS = 256;
 const DEFAULT_MAX_TOKENS = 64;
 
-/** ~4 characters per token, like a BPE tokenizer on English. */
-export const approxTokens = (chars: number): number => Math.ceil(chars / 4);
-
 export const isObject = (v: unknown): v is Body => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 /** Text of a message `content`: a string, or the `text` of each part of an array. */
@@ -56,8 +53,14 @@ export function choiceCount(body: Body): number {
   return n;
 }
 
-/** Tokens generated for a choice with hash `h`: 1 ‥ limit. */
-export const generatedTokens = (h: number, limit: number): number => 1 + (h % limit);
+/**
+ * Tokens generated for a choice with hash `h`: 1 ‥ limit, or exactly `limit` when the request sets
+ * vLLM's `ignore_eos` (as `vllm bench` does, so a load has known lengths).
+ */
+export const generatedTokens = (h: number, limit: number, ignoreEos = false): number => (ignoreEos ? limit : 1 + (h % limit));
+
+/** vLLM's sampling parameter `ignore_eos`: generate until the token limit. */
+export const ignoresEos = (body: Body): boolean => body.ignore_eos === true;
 
 const VOCAB: readonly string[] = [
   'alpha', 'batch', 'cache', 'delta', 'epoch', 'fast', 'graph', 'hash', 'index', 'join', 'kernel', 'layer',
