@@ -1,5 +1,5 @@
 import { newBatchRequestId, type Usage } from '../domain/index.js';
-import { errorLine, httpErrorLine, successLine, usageOfBody } from '../jsonl/index.js';
+import { errorLine, factsOfBody, httpErrorLine, successLine } from '../jsonl/index.js';
 import { classifyStatus, isRetryable } from '../upstream/outcome.js';
 import type { Upstream } from '../upstream/upstream.js';
 import { sleep } from './abortable-sleep.js';
@@ -42,12 +42,15 @@ export async function sendRequest(ctx: SendContext, req: LineRequest): Promise<R
     const o = await ctx.upstream.send({ url: req.url, body: req.body, customId: req.customId, batchId: ctx.batchId }, ctx.abortRequests);
     if (o.kind === 'aborted') return { kind: 'abandoned' };
     if (o.kind === 'response' && classifyStatus(o.status) === 'success') {
-      const usage = usageOfBody(o.body);
-      if (usage === undefined) {
-        const line = errorLine(newBatchRequestId(), req.customId, 'invalid_upstream_response', 'The inference server answered 2xx with a body that is not JSON.');
+      const facts = factsOfBody(o.body);
+      const id = newBatchRequestId();
+      if (facts === undefined) {
+        const line = errorLine(id, req.customId, 'invalid_upstream_response', 'The inference server answered 2xx with a body that is not JSON.');
         return { kind: 'error', line, status: o.status, attempts: attempt };
       }
-      return { kind: 'output', line: successLine(newBatchRequestId(), req.customId, o.status, o.requestId, o.body), usage, status: o.status, attempts: attempt };
+      // Always a string, as in OpenAI's files: the upstream's x-request-id, else its body's id, else ours.
+      const requestId = o.requestId ?? facts.id ?? id;
+      return { kind: 'output', line: successLine(id, req.customId, o.status, requestId, o.body), usage: facts.usage, status: o.status, attempts: attempt };
     }
     if (isRetryable(o) && attempt < ctx.retry.maxAttempts) {
       const delayMs = retryDelayMs(ctx.retry, attempt, o.kind === 'response' ? o.retryAfterMs : null);
@@ -62,7 +65,8 @@ export async function sendRequest(ctx: SendContext, req: LineRequest): Promise<R
       continue;
     }
     if (o.kind === 'response') {
-      return { kind: 'error', line: httpErrorLine(newBatchRequestId(), req.customId, o.status, o.requestId, o.body), status: o.status, attempts: attempt };
+      const id = newBatchRequestId();
+      return { kind: 'error', line: httpErrorLine(id, req.customId, o.status, o.requestId ?? id, o.body), status: o.status, attempts: attempt };
     }
     return { kind: 'error', line: errorLine(newBatchRequestId(), req.customId, o.code, o.message), status: null, attempts: attempt };
   }

@@ -13,5 +13,5 @@ export {
 export { type ResultLinesScan, scanResultLines } from './result-file.js';
 export { errorLine, httpErrorLine, successLine } from './result-line.js';
 export { UploadChecker, type UploadCheckerOptions } from './upload-checker.js';
-export { addUsage, usageFromObject, usageOfBody } from './usage.js';
+export { addUsage, factsOfBody, usageFromObject, usageOfBody } from './usage.js';
 export { FingerprintSet } from './fingerprint-set.js';

@@ -9,7 +9,7 @@ export function successLine(
   id: string,
   customId: string,
   statusCode: number,
-  upstreamRequestId: string | null,
+  upstreamRequestId: string,
   bodyJsonText: string,
 ): string {
   return responseLine(id, customId, statusCode, upstreamRequestId, rawJson(bodyJsonText));
@@ -23,7 +23,7 @@ export function httpErrorLine(
   id: string,
   customId: string,
   statusCode: number,
-  upstreamRequestId: string | null,
+  upstreamRequestId: string,
   bodyText: string,
 ): string {
   let body: string;
@@ -41,7 +41,7 @@ export function errorLine(id: string, customId: string, code: string, message: s
   return `{"id":${JSON.stringify(id)},"custom_id":${JSON.stringify(customId)},"response":null,"error":{"code":${JSON.stringify(code)},"message":${JSON.stringify(message)}}}\n`;
 }
 
-function responseLine(id: string, customId: string, statusCode: number, requestId: string | null, body: string): string {
+function responseLine(id: string, customId: string, statusCode: number, requestId: string, body: string): string {
   const status = Number.isInteger(statusCode) ? statusCode : 0;
   return `{"id":${JSON.stringify(id)},"custom_id":${JSON.stringify(customId)},"response":{"status_code":${status},"request_id":${JSON.stringify(requestId)},"body":${body}},"error":null}\n`;
 }

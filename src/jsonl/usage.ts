@@ -12,13 +12,20 @@ import type { Usage } from '../domain/index.js';
  * `usage` by text and parsing only it let a body that was not JSON corrupt the output file.
  */
 export function usageOfBody(bodyJsonText: string): Usage | null | undefined {
+  return factsOfBody(bodyJsonText)?.usage;
+}
+
+/** What the output line needs of a 2xx body, from one parse: its usage and its `id` (a string, else null). */
+export function factsOfBody(bodyJsonText: string): { usage: Usage | null; id: string | null } | undefined {
   let body: unknown;
   try {
     body = JSON.parse(bodyJsonText);
   } catch {
     return undefined;
   }
-  return isObject(body) ? usageFromObject(body['usage']) : undefined;
+  if (!isObject(body)) return undefined;
+  const id = body['id'];
+  return { usage: usageFromObject(body['usage']), id: typeof id === 'string' && id.length > 0 ? id : null };
 }
 
 /** Usage from an already parsed `usage` object (null when it is not an object). */

@@ -19,9 +19,9 @@ describe('result lines', () => {
 
   it('successLine keeps a pretty-printed body on one line', () => {
     const body = '{\n  "a": "x\\ny",\r\n  "b": [1,\n2]\n}\n';
-    const s = successLine('i', 'c', 200, null, body);
+    const s = successLine('i', 'c', 200, 'req_2', body);
     expect(s.indexOf('\n')).toBe(s.length - 1);
-    expect(JSON.parse(s)).toMatchObject({ response: { request_id: null, body: { a: 'x\ny', b: [1, 2] } } });
+    expect(JSON.parse(s)).toMatchObject({ response: { request_id: 'req_2', body: { a: 'x\ny', b: [1, 2] } } });
   });
 
   it('httpErrorLine embeds JSON raw and other text as a string', () => {
@@ -32,9 +32,9 @@ describe('result lines', () => {
       response: { status_code: 400, request_id: 'req_1', body: { error: { message: 'bad', type: 'invalid_request_error', param: null, code: 'x' } } },
       error: null,
     });
-    const t = httpErrorLine('i', 'c', 502, null, '<html>\nBad gateway</html>');
+    const t = httpErrorLine('i', 'c', 502, 'i', '<html>\nBad gateway</html>');
     expect(t.indexOf('\n')).toBe(t.length - 1);
-    expect(JSON.parse(t)).toMatchObject({ response: { status_code: 502, request_id: null, body: '<html>\nBad gateway</html>' }, error: null });
+    expect(JSON.parse(t)).toMatchObject({ response: { status_code: 502, request_id: 'i', body: '<html>\nBad gateway</html>' }, error: null });
   });
 
   it('errorLine', () => {
