@@ -4,6 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PORT=${PORT:-5000}
+# Where the simulated inference server goes when none answers (the original's vLLM port).
+MOCK_PORT=${MOCK_PORT:-8000}
 DATA_DIR=${BESH_DATA_DIR:-./data}
 mkdir -p "$DATA_DIR"
 
@@ -25,12 +27,13 @@ if listening "$PORT"; then
   exit 1
 fi
 
-if [ -z "${OPENAI_API_BASE:-}" ] && ! listening 8000; then
-  echo "No inference server answers on :8000 and OPENAI_API_BASE is unset: starting the simulated one (besh mock) there."
-  nohup node dist/cli/main.js mock --port 8000 --latency-ms 50 --per-token-ms 1 >"$DATA_DIR/mock.log" 2>&1 &
+if [ -z "${OPENAI_API_BASE:-}" ] && ! listening "$MOCK_PORT"; then
+  echo "No inference server answers on :$MOCK_PORT and OPENAI_API_BASE is unset: starting the simulated one (besh mock) there."
+  nohup node dist/cli/main.js mock --port "$MOCK_PORT" --latency-ms 50 --per-token-ms 1 >"$DATA_DIR/mock.log" 2>&1 &
   echo $! >"$DATA_DIR/mock.pid"
-  wait_for "http://127.0.0.1:8000/health" 10 || { echo "besh mock did not start; see $DATA_DIR/mock.log" >&2; exit 1; }
+  wait_for "http://127.0.0.1:$MOCK_PORT/health" 10 || { echo "besh mock did not start; see $DATA_DIR/mock.log" >&2; exit 1; }
 fi
+if [ -z "${OPENAI_API_BASE:-}" ] && [ "$MOCK_PORT" != 8000 ]; then export OPENAI_API_BASE="http://127.0.0.1:$MOCK_PORT/v1"; fi
 
 HOST=${HOST:-0.0.0.0} PORT=$PORT BESH_DATA_DIR=$DATA_DIR nohup node dist/cli/main.js serve >>"$DATA_DIR/besh.log" 2>&1 &
 echo $! >"$DATA_DIR/besh.pid"
