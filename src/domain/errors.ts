@@ -72,11 +72,6 @@ export class InsufficientStorageError extends BeshError {
   readonly type = 'server_error' as const;
 }
 
-export class ServiceUnavailableError extends BeshError {
-  readonly status = 503;
-  readonly type = 'server_error' as const;
-}
-
 export const fileNotFound = (id: string, param = 'file_id'): NotFoundError =>
   new NotFoundError(`No such File object: ${printableId(id)}`, { param, code: 'file_not_found' });
 
