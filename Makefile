@@ -7,13 +7,16 @@ PORT ?= 5000
 DATA_DIR ?= ./data
 
 .PHONY: help install build quick-start stop down logs health status test lint typecheck unit bench clean nginx-for-tests chromium-for-tests \
-        quick-start-8gpu up up-8gpu up-mock down-8gpu down-mock rebuild rebuild-8gpu logs-8gpu health-8gpu status-8gpu validate-env validate-env-8gpu
+        quick-start-8gpu up up-8gpu up-mock down-8gpu down-mock rebuild rebuild-8gpu logs-8gpu health-8gpu status-8gpu validate-env validate-env-8gpu \
+        up-cluster down-cluster logs-cluster health-cluster status-cluster validate-env-cluster
 
 # Docker deployments (docs/deployment.md). `docker compose` v2, or COMPOSE="docker-compose".
 COMPOSE ?= docker compose
 COMPOSE_1GPU := $(COMPOSE) -f docker-compose.yml
 COMPOSE_8GPU := $(COMPOSE) -f docker-compose-8gpu.yml
 COMPOSE_MOCK := $(COMPOSE) -f docker-compose-mock.yml
+COMPOSE_CLUSTER := $(COMPOSE) -f docker-compose-cluster.yml
+CLUSTER_REPLICAS := besh-1 besh-2 besh-3
 HAVE_DOCKER = command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1
 
 help: ## Show all available commands
@@ -112,6 +115,34 @@ quick-start-8gpu: validate-env-8gpu ## 8-GPU setup: validate, start, wait until 
 	     echo "BESH is running: dashboard http://localhost:$(PORT)/ , API base URL http://localhost:$(PORT)/v1"; exit 0; fi; \
 	   sleep 5; \
 	 done; $(MAKE) --no-print-directory health-8gpu; echo "Not healthy yet: make logs-8gpu" >&2; exit 1
+
+# ---- Docker: a cluster (docker-compose-cluster.yml): three replicas, PostgreSQL, MinIO, nginx on :$(PORT)
+
+validate-env-cluster: ## Check .env for the cluster: credentials, PostgreSQL/S3 URLs, nginx-cluster.conf
+	@scripts/validate-env.sh cluster
+
+up-cluster: validate-env-cluster ## Start 3 BESH replicas + PostgreSQL + MinIO + nginx (docker-compose-cluster.yml)
+	$(COMPOSE_CLUSTER) up -d --build
+
+down-cluster: ## Stop the cluster (data volumes are kept; `docker compose -f docker-compose-cluster.yml down -v` removes them)
+	$(COMPOSE_CLUSTER) down
+
+logs-cluster: ## Follow the cluster's logs (every replica, nginx, PostgreSQL, MinIO)
+	$(COMPOSE_CLUSTER) logs -f --tail=100
+
+# The replicas are not published: each is asked from inside its own container.
+health-cluster: ## Check nginx, BESH through nginx, and each replica's /health
+	@ok=1; \
+	 curl -fsS http://127.0.0.1:$(PORT)/nginx-health >/dev/null && echo "nginx   :$(PORT)  healthy" || { echo "nginx   :$(PORT)  DOWN"; ok=0; }; \
+	 curl -fsS http://127.0.0.1:$(PORT)/health >/dev/null && echo "besh    via nginx  healthy" || { echo "besh    via nginx  DOWN"; ok=0; }; \
+	 for r in $(CLUSTER_REPLICAS); do \
+	   $(COMPOSE_CLUSTER) exec -T $$r node -e "fetch('http://127.0.0.1:5000/health').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))" \
+	     && echo "$$r  healthy" || { echo "$$r  DOWN"; ok=0; }; \
+	 done; [ $$ok = 1 ]
+
+status-cluster: ## Show the cluster's containers and health
+	$(COMPOSE_CLUSTER) ps
+	@$(MAKE) --no-print-directory health-cluster || true
 
 lint: install ## Lint (eslint)
 	$(NPM) run lint

@@ -32,7 +32,7 @@ export const usageFailure =
 /**
  * The store of this BESH, opened directly: BESH_DATABASE_URL (a cluster's PostgreSQL), else the
  * SQLite file of `--data-dir`, BESH_DATA_DIR (environment or ./.env) or ./data. Keys and limits
- * are an operator's business, done where the data lives (`docker compose exec besh besh keys
+ * are an operator's business, done where the data lives (`docker compose exec besh node dist/cli/main.js keys
  * create …`), and must work before any key exists. Running servers see the changes at once (they
  * read keys per request).
  */

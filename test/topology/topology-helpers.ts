@@ -127,3 +127,35 @@ export async function untilReceived(mocks: MockServer[], count: number, timeoutM
     await new Promise((r) => setTimeout(r, 10));
   }
 }
+
+/** The replicas nginx-cluster.conf names, as docker-compose-cluster.yml's services on BESH's port. */
+export const CLUSTER_NGINX_REPLICAS = ['besh-1:5000', 'besh-2:5000', 'besh-3:5000'];
+
+/**
+ * The repository's nginx-cluster.conf made runnable here, as localNginxConf does for
+ * nginx-8gpu.conf: the replicas (besh-N:5000) → `replicas` (host:port), listen → 127.0.0.1:`port`,
+ * pid, error log, access log (DIR/access.log) and temp files under `dir`, in the foreground.
+ * Nothing else is changed.
+ */
+export function localClusterNginxConf(dir: string, replicas: string[], port: number): string {
+  let conf = readFileSync(join(ROOT, 'nginx-cluster.conf'), 'utf8');
+  let i = 0;
+  conf = conf.replace(/server besh-\d:5000/g, () => `server ${replicas[i++]}`);
+  if (i !== replicas.length) throw new Error(`nginx-cluster.conf lists ${i} replicas, expected ${replicas.length}`);
+  const tmp = join(dir, 'tmp');
+  mkdirSync(tmp, { recursive: true });
+  const replaced = (from: RegExp, to: string): void => {
+    if (!from.test(conf)) throw new Error(`nginx-cluster.conf has no line matching ${from}`);
+    conf = conf.replace(from, to);
+  };
+  replaced(/^(\s*)listen 5000;$/m, `$1listen 127.0.0.1:${port};`);
+  replaced(/^pid .*;$/m, `pid ${join(dir, 'nginx.pid')};`);
+  replaced(/^error_log .*;$/m, `error_log ${join(dir, 'error.log')} warn;`);
+  replaced(/^(\s*)access_log \/dev\/stdout (\w+);$/m, `$1access_log ${join(dir, 'access.log')} $2;`);
+  replaced(
+    /^http \{$/m,
+    `http {\n    client_body_temp_path ${tmp}/body;\n    proxy_temp_path ${tmp}/proxy;\n    fastcgi_temp_path ${tmp}/fastcgi;\n    uwsgi_temp_path ${tmp}/uwsgi;\n    scgi_temp_path ${tmp}/scgi;`,
+  );
+  const user = process.getuid?.() === 0 ? 'user root;\n' : '';
+  return `daemon off;\n${user}${conf}`;
+}
