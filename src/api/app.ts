@@ -16,18 +16,27 @@ import { healthRoutes } from './health-routes.js';
 import { keysRoutes } from './keys-routes.js';
 import { createMetrics, metricsRoutes } from './metrics.js';
 import { projectsRoutes } from './projects-routes.js';
+import { resultsRoutes } from './results-routes.js';
 import { HELMET_OPTIONS, setSecurityHeaders } from './security-headers.js';
 import { staticWeb } from './static-web.js';
 import { statusRoutes } from './status-routes.js';
+import { webhooksRoutes } from './webhooks-routes.js';
+import { uploadsRoutes } from './uploads-routes.js';
 
 const JSON_BODY_LIMIT = 1024 * 1024;
+const INCOMING_REQUEST_ID = /^[A-Za-z0-9._:-]{8,128}$/;
 const printablePath = (url: string): string => printableId(url.split('?')[0]!);
 
 /** Builds the HTTP app without listening (tests may `inject`); api/server.ts listens. */
 export async function buildApp(deps: AppDeps, logger: FastifyServerOptions['loggerInstance']): Promise<FastifyInstance> {
   const app = Fastify({
     loggerInstance: logger,
-    genReqId: () => newRequestId(),
+    // A load balancer's (or client's) well-formed X-Request-Id is kept, so one id follows a request
+    // through nginx and BESH's logs; anything else gets BESH's own.
+    genReqId: (req) => {
+      const given = req.headers['x-request-id'];
+      return typeof given === 'string' && INCOMING_REQUEST_ID.test(given) ? given : newRequestId();
+    },
     logController: new LogController({ requestIdLogLabel: 'requestId', disableRequestLogging: true }),
     bodyLimit: JSON_BODY_LIMIT,
     return503OnClosing: true,
@@ -68,7 +77,7 @@ export async function buildApp(deps: AppDeps, logger: FastifyServerOptions['logg
     await app.register(cors, {
       origin: deps.config.corsOrigins.includes('*') ? '*' : [...deps.config.corsOrigins],
       methods: ['GET', 'POST', 'DELETE'],
-      exposedHeaders: ['x-request-id', 'x-should-retry'],
+      exposedHeaders: ['x-request-id', 'x-should-retry', 'x-besh-cursor', 'x-besh-results-complete', 'x-besh-batch-status', 'x-besh-result-kind', 'x-besh-bytes-read'],
       maxAge: 600,
     });
   }
@@ -95,9 +104,17 @@ export async function buildApp(deps: AppDeps, logger: FastifyServerOptions['logg
       dashboard.recorder.upload(project, bytes);
     },
   });
+  uploadsRoutes(app, deps, {
+    uploaded: (bytes, project) => {
+      metrics.uploaded(bytes);
+      dashboard.recorder.upload(project, bytes);
+    },
+  });
   projectsRoutes(app, deps, authority);
   keysRoutes(app, deps);
+  webhooksRoutes(app, deps);
   statusRoutes(app, deps); // before batchesRoutes: /v1/batches/status is not a batch id
+  resultsRoutes(app, deps); // GET /v1/batches/:id/results, before /v1/batches/:id
   batchesRoutes(app, deps);
   return app;
 }

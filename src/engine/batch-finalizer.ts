@@ -5,12 +5,18 @@ import type { BatchLease, LeaseFence, SegmentRecord } from '../store/meta-store.
 import { beginFinalizing, failBatch, finishBatch } from './batch-verbs.js';
 import type { EngineContext } from './engine-context.js';
 import type { LeaseEntry, LocalTask, StopReason } from './local-task.js';
+import { ResultMapBuilder, writeResultMap } from './result-map.js';
+
+/** Attempts at finalizing a batch on this replica before a persistent failure fails it. */
+const MAX_FINALIZE_ATTEMPTS = 3;
+const finalizeFailures = new Map<string, number>();
 
 /**
  * Ends a batch whose shards are all done, under the batch lease: composes each kind's segments
  * (every shard, every epoch, in order) into the one output and error file a single node would
  * serve, and records them with the terminal status in one write:
- *   cancelling → cancelled;  a shard ended by the deadline → expired;  otherwise → completed
+ *   a shard ended by the deadline → expired (even when cancelling);  cancelling → cancelled;
+ *   otherwise → completed
  *   (through finalizing). A cancel that arrives while finalizing ends it cancelled, with every result.
  * Idempotent: a replica that dies here leaves the lease to expire, and the next one starts over.
  * Afterwards the segments are removed (the files are what remains).
@@ -51,8 +57,9 @@ export class BatchFinalizer implements LocalTask {
       }
       const usage = emptyUsage();
       for (const s of shards) addUsage(usage, s.usage);
+      // The deadline wins over a cancel (it aborts at once, and the lines say batch_expired).
       let to: 'completed' | 'cancelled' | 'expired' =
-        batch.status === 'cancelling' ? 'cancelled' : shards.some((s) => s.outcome === 'expired') ? 'expired' : 'completed';
+        shards.some((s) => s.outcome === 'expired') ? 'expired' : batch.status === 'cancelling' ? 'cancelled' : 'completed';
       let from: BatchStatus = batch.status;
       if (to === 'completed' && from === 'in_progress') {
         if (await beginFinalizing(this.#ctx, this.#fence, { requestCounts: countsOf(batch, shards), usage })) {
@@ -68,9 +75,12 @@ export class BatchFinalizer implements LocalTask {
       }
       const segments = await store.listSegments(this.batchId);
       const files: FileRecord[] = [];
-      const output = await this.#compose(batch, 'output', segments, files);
-      const error = await this.#compose(batch, 'error', segments, files);
-      if (this.#stopReason) return;
+      const map = new ResultMapBuilder();
+      const output = await this.#compose(batch, 'output', segments, files, map);
+      const error = await this.#compose(batch, 'error', segments, files, map);
+      if (this.#stopReason) return await this.#lostWhileComposing(files);
+      // Before the terminal write: results cursors read the files through it once the segments are gone.
+      await writeResultMap(this.#ctx.blobs, this.batchId, map.build(shards.length));
       const fields = {
         outputFileId: output.fileId,
         errorFileId: error.fileId,
@@ -79,16 +89,28 @@ export class BatchFinalizer implements LocalTask {
         usage,
       };
       const finished = (await finishBatch(this.#ctx, this.#fence, [from], to, fields)) ?? (await this.#cancelledMeanwhile(fields));
+      finalizeFailures.delete(this.batchId);
       if (finished) await this.#dropSegments(segments);
+      else await this.#lostWhileComposing(files);
     } catch (err) {
       if (this.#stopReason) return;
+      // The store or the blobs failing for a moment must not fail a batch whose results are all
+      // written: give the lease back and let a later round (any replica) finalize again.
+      const failures = (finalizeFailures.get(this.batchId) ?? 0) + 1;
+      finalizeFailures.set(this.batchId, failures);
+      if (failures < MAX_FINALIZE_ATTEMPTS) {
+        log.warn({ err, batchId: this.batchId, attempt: failures }, 'batch finalization failed; it will be tried again');
+        await store.releaseBatch(this.#fence).catch(() => undefined);
+        return;
+      }
+      finalizeFailures.delete(this.batchId);
       log.error({ err, batchId: this.batchId }, 'batch finalization failed');
       await failBatch(this.#ctx, this.batchId, err, this.#fence).catch((e: unknown) => log.error({ err: e, batchId: this.batchId }, 'could not mark batch failed'));
     }
   }
 
   /** One kind's segments → its file (none when there is no line). */
-  async #compose(batch: BatchRecord, kind: ResultKind, segments: readonly SegmentRecord[], files: FileRecord[]): Promise<{ fileId: string | null; lines: number }> {
+  async #compose(batch: BatchRecord, kind: ResultKind, segments: readonly SegmentRecord[], files: FileRecord[], map: ResultMapBuilder): Promise<{ fileId: string | null; lines: number }> {
     const { blobs } = this.#ctx;
     const parts: Array<{ key: string; bytes: number }> = [];
     let lines = 0;
@@ -97,6 +119,7 @@ export class BatchFinalizer implements LocalTask {
       const sized = seg.bytes === null || seg.lines === null ? await this.#measure(seg) : { lines: seg.lines, bytes: seg.bytes };
       if (sized.bytes === 0) continue;
       parts.push({ key: seg.blobKey, bytes: sized.bytes });
+      map.add(kind, seg.shardNo, sized.bytes);
       lines += sized.lines;
     }
     if (lines === 0) return { fileId: null, lines: 0 };
@@ -137,6 +160,15 @@ export class BatchFinalizer implements LocalTask {
     if (current?.status === 'cancelling') return finishBatch(this.#ctx, this.#fence, ['cancelling'], 'cancelled', fields);
     await this.#ctx.store.releaseBatch(this.#fence);
     return null;
+  }
+
+  /**
+   * The batch was deleted while its files were composed: they are nobody's, remove them (a
+   * takeover is different: the new holder composes the same bytes to the same keys, keep them).
+   */
+  async #lostWhileComposing(files: readonly FileRecord[]): Promise<void> {
+    if (this.#stopReason !== 'delete' && (await this.#ctx.store.getBatch(this.batchId)) !== null) return;
+    for (const f of files) await this.#ctx.blobs.delete(f.blobKey).catch(() => undefined);
   }
 
   async #dropSegments(segments: readonly SegmentRecord[]): Promise<void> {

@@ -67,7 +67,8 @@ export class Engine {
     this.#slots = new FairSlots(deps.maxWorkers);
     this.#ctx = { store: deps.store, blobs: deps.blobs, upstream: deps.upstream, slots: this.#slots, events: this.events, log: deps.log, opts: deps.opts, replica: deps.replica };
     this.#claimer = new WorkClaimer(this.#ctx, {
-      running: () => this.#state === 'running',
+      // A replica whose heartbeats fail claims nothing: its leases could not be kept.
+      running: () => this.#state === 'running' && this.#keeper.fresh(),
       tasks: () => this.#tasks,
       launch: (t) => this.#launch(t),
       hooks: { onTail: () => this.#claimer.wake(), onLastShard: () => this.#claimer.wake() },
@@ -117,8 +118,13 @@ export class Engine {
       if (freed > 0) log.info({ leases: freed }, 'engine took over the leases of the previous run');
     }
     this.#state = 'running';
+    // Changes made anywhere reach local tasks at once (on PostgreSQL through NOTIFY; the heartbeat
+    // is the backstop): a cancel stops taking lines, a batch ended or deleted elsewhere stops.
     this.#unsubscribe = store.subscribe((e) => {
-      if (e.type === 'work') this.#claimer.wake();
+      if (e.type === 'work') return this.#claimer.wake();
+      const stop = e.type === 'batch_deleted' ? 'delete' : e.status === 'cancelling' ? 'cancel' : isTerminal(e.status) ? 'delete' : null;
+      if (stop === null) return;
+      for (const t of this.#tasks) if (t.batchId === e.id && !(stop === 'delete' && t.kind === 'finalize' && e.type === 'batch')) t.stop(stop);
     });
     await this.#keeper.beat();
     this.#keeper.start();

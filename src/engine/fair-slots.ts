@@ -5,9 +5,11 @@
  * A batch asks for one slot per request it wants to send. When slots are free and nobody waits,
  * the caller gets one at once; otherwise it waits in its batch's own FIFO. A freed slot goes to
  * the next group in round-robin order among groups that are waiting, and within that group to
- * the next batch in round-robin order. So one project's million-line batch (or its fifty batches)
- * gets no more slots per turn than another project's ten-line batch, and a 10-line batch is
- * never stuck behind a 50,000-line one of its own project.
+ * the batch of that group with the earliest deadline (round-robin among equal ones). So one
+ * project's million-line batch (or its fifty batches) gets no more slots per turn than another
+ * project's ten-line batch; within a project a batch due sooner goes first, and a project cannot
+ * take more than its share by submitting short windows; a 10-line batch is never stuck behind a
+ * 50,000-line one of its own project with the same deadline.
  */
 export class FairSlots {
   #free: number;
@@ -20,6 +22,8 @@ export class FairSlots {
   readonly #held = new Map<string, number>();
   readonly #groupOf = new Map<string, string>();
   readonly #heldByGroup = new Map<string, number>();
+  /** When each key's work is due (ms or any monotone unit); keys without one rank last. */
+  readonly #deadlines = new Map<string, number>();
 
   constructor(capacity: number) {
     this.#capacity = capacity;
@@ -57,13 +61,15 @@ export class FairSlots {
 
   /**
    * Resolves when a slot is held by `key` (of `group`; by default each key is its own group);
-   * rejects with `signal.reason` if aborted first.
+   * rejects with `signal.reason` if aborted first. `deadline` ranks the key within its group
+   * (earliest first).
    */
-  acquire(key: string, signal?: AbortSignal, group: string = key): Promise<void> {
+  acquire(key: string, signal?: AbortSignal, group: string = key, deadline = Infinity): Promise<void> {
     if (signal?.aborted) return Promise.reject(signal.reason as Error);
     const known = this.#groupOf.get(key);
     if (known !== undefined && known !== group) throw new Error(`FairSlots.acquire: ${key} belongs to group ${known}, not ${group}`);
     this.#groupOf.set(key, group);
+    if (deadline !== Infinity) this.#deadlines.set(key, deadline);
     if (this.#free > 0 && this.#groupRing.length === 0) {
       this.#take(key, group);
       return Promise.resolve();
@@ -125,7 +131,7 @@ export class FairSlots {
     while (this.#free > 0 && this.#groupRing.length > 0) {
       const group = this.#groupRing.shift()!;
       const keys = this.#keyRings.get(group)!;
-      const key = keys.shift()!;
+      const [key] = keys.splice(this.#earliest(keys), 1) as [string];
       const queue = this.#waiters.get(key)!;
       const grant = queue.shift()!;
       if (queue.length === 0) this.#waiters.delete(key);
@@ -135,6 +141,17 @@ export class FairSlots {
       this.#take(key, group);
       grant();
     }
+  }
+
+  /** Index of the key due first, the first in ring order among equals (0 when none has a deadline). */
+  #earliest(keys: readonly string[]): number {
+    let best = 0;
+    let due = this.#deadlines.get(keys[0]!) ?? Infinity;
+    for (let i = 1; i < keys.length; i++) {
+      const d = this.#deadlines.get(keys[i]!) ?? Infinity;
+      if (d < due) [best, due] = [i, d];
+    }
+    return best;
   }
 
   #dropKey(key: string, group: string): void {
@@ -151,6 +168,9 @@ export class FairSlots {
   }
 
   #forgetIfIdle(key: string): void {
-    if (!this.#held.has(key) && !this.#waiters.has(key)) this.#groupOf.delete(key);
+    if (!this.#held.has(key) && !this.#waiters.has(key)) {
+      this.#groupOf.delete(key);
+      this.#deadlines.delete(key);
+    }
   }
 }

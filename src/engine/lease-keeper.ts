@@ -17,15 +17,20 @@ export interface KeeperSource {
  * answer says what became of each lease's batch, and the tasks react:
  *   lease not held any more → lease_lost (another replica took it over; write nothing more)
  *   batch gone or finished elsewhere → delete      batch cancelling → cancel
- * When heartbeats keep failing (the store is unreachable) for longer than the lease TTL, the
- * leases must be presumed taken over: every task stops as lease_lost (self-fencing).
+ * Self-fencing: the store counts a lease's TTL from when the last good heartbeat *ran*, so when
+ * none has succeeded for nearly a TTL since the last good one was sent (the store unreachable, a
+ * call hanging), the leases must be presumed about to be taken over: every task stops as
+ * lease_lost one heartbeat before that can happen, and `fresh()` is false (nothing new is claimed)
+ * until a heartbeat succeeds again.
  */
 export class LeaseKeeper {
   readonly #ctx: EngineContext;
   readonly #src: KeeperSource;
   #timer: NodeJS.Timeout | null = null;
   #beating: Promise<void> | null = null;
+  /** When the last heartbeat that succeeded was sent. */
   #lastSuccess = Date.now();
+  #fenced = false;
 
   constructor(ctx: EngineContext, src: KeeperSource) {
     this.#ctx = ctx;
@@ -33,9 +38,16 @@ export class LeaseKeeper {
   }
 
   start(): void {
-    this.#lastSuccess = Date.now();
-    this.#timer ??= setInterval(() => void this.beat(), this.#ctx.opts.heartbeatMs);
+    this.#timer ??= setInterval(() => {
+      this.#watch();
+      void this.beat();
+    }, this.#ctx.opts.heartbeatMs);
     this.#timer.unref();
+  }
+
+  /** Whether this replica's leases can be trusted (a heartbeat succeeded recently enough). */
+  fresh(): boolean {
+    return !this.#fenced;
   }
 
   async stop(): Promise<void> {
@@ -85,19 +97,18 @@ export class LeaseKeeper {
       shards,
       batches,
     };
+    const sentAt = Date.now();
     let result;
     try {
       result = await store.heartbeat(h);
     } catch (err) {
-      const silentMs = Date.now() - this.#lastSuccess;
-      log.warn({ err, silentMs }, 'heartbeat failed');
-      if (silentMs > opts.leaseTtlMs) {
-        log.error({ silentMs }, 'no heartbeat for longer than the lease TTL: stopping every task (its leases may have been taken over)');
-        for (const t of tasks) t.stop('lease_lost');
-      }
+      log.warn({ err, silentMs: Date.now() - this.#lastSuccess }, 'heartbeat failed');
+      this.#watch();
       return;
     }
-    this.#lastSuccess = Date.now();
+    this.#lastSuccess = sentAt;
+    if (this.#fenced) log.info({}, 'heartbeats succeed again: claiming work again');
+    this.#fenced = false;
     const react = (task: LocalTask | undefined, held: boolean, status: BatchStatus | null): void => {
       if (!task) return;
       if (!held) task.stop('lease_lost');
@@ -106,5 +117,18 @@ export class LeaseKeeper {
     };
     for (const r of result.shards) react(shardTask.get(`${r.batchId}/${r.shardNo}`), r.held, r.batchStatus);
     for (const r of result.batches) react(batchTask.get(r.batchId), r.held, r.batchStatus);
+  }
+
+  /** Self-fences when no heartbeat has succeeded for a TTL less one heartbeat (see the class comment). */
+  #watch(): void {
+    const { opts, log } = this.#ctx;
+    const silentMs = Date.now() - this.#lastSuccess;
+    if (silentMs < opts.leaseTtlMs - opts.heartbeatMs) return;
+    const tasks = [...this.#src.tasks()];
+    if (!this.#fenced || tasks.length > 0) {
+      log.error({ silentMs, tasks: tasks.length }, 'no heartbeat succeeded for nearly a lease TTL: stopping every task, claiming nothing until one does');
+    }
+    this.#fenced = true;
+    for (const t of tasks) t.stop('lease_lost');
   }
 }

@@ -11,6 +11,25 @@ export class LeaseLostError extends Error {
   }
 }
 
+/** The blob store could not write a result (disk full, an I/O error, S3 refusing a PUT): a fault no retry of the shard fixes. */
+export class ResultWriteError extends Error {
+  constructor(cause: unknown) {
+    super(`results could not be written: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+    this.name = 'ResultWriteError';
+  }
+}
+
+/** Runs a blob-store call; its failure becomes a ResultWriteError (store calls keep their own errors). */
+function writing<T>(fn: () => T): T {
+  try {
+    const r = fn();
+    if (r instanceof Promise) return r.catch((err: unknown) => Promise.reject(new ResultWriteError(err))) as T;
+    return r;
+  } catch (err) {
+    throw new ResultWriteError(err);
+  }
+}
+
 const KINDS: readonly ResultKind[] = ['output', 'error'];
 
 /**
@@ -52,7 +71,8 @@ export class ShardResults {
     if (this.#closed) throw new Error('ShardResults is closed');
     let cur = this.#current.get(kind);
     if (cur === undefined) cur = this.#startSync(kind);
-    cur.writer.append(line);
+    const writer = cur.writer;
+    writing(() => writer.append(line));
     if (!this.#ctx.blobs.durableAppend) {
       if (cur.writer.bytes >= this.#ctx.opts.segmentMaxBytes) this.#rotate(kind);
       else cur.timer ??= unrefTimer(() => this.#rotate(kind), this.#ctx.opts.segmentFlushMs);
@@ -62,7 +82,8 @@ export class ShardResults {
   /** Resolves when the lines of `kind` appended so far are as durable as the store makes appends. */
   written(kind: ResultKind): Promise<void> {
     if (this.#failure !== null) return Promise.reject(this.#failure);
-    return this.#current.get(kind)?.writer.written() ?? Promise.resolve();
+    const writer = this.#current.get(kind)?.writer;
+    return writer ? writing(() => writer.written()) : Promise.resolve();
   }
 
   /** Makes every line durable and registered. Throws LeaseLostError when the lease was lost. */
@@ -129,7 +150,7 @@ export class ShardResults {
       await writer.discard();
       return;
     }
-    const { lines, bytes } = await writer.seal();
+    const { lines, bytes } = await writing(() => writer.seal());
     const { store, blobs } = this.#ctx;
     if (blobs.durableAppend) {
       if (!(await store.sealSegment(this.#fence, writer.key, lines, bytes))) throw new LeaseLostError(this.#fence);

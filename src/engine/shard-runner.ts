@@ -9,7 +9,15 @@ import type { EngineContext } from './engine-context.js';
 import { type LeaseEntry, type LocalTask, STOP_PRIORITY, type StopReason } from './local-task.js';
 import { scanShardResults } from './resume-scan.js';
 import { type LineRequest, type SendContext, sendRequest } from './send-request.js';
-import { LeaseLostError, ShardResults } from './shard-results.js';
+import { LeaseLostError, ResultWriteError, ShardResults } from './shard-results.js';
+
+/** A fault no retry of the shard can fix: its results cannot be written, or its input is gone. The batch fails. */
+class ShardFault extends Error {
+  constructor(message: string, cause?: unknown) {
+    super(message, cause === undefined ? undefined : { cause });
+    this.name = 'ShardFault';
+  }
+}
 
 export interface ShardRunnerHooks {
   /** Every line of the shard has been handed to a request: only its tail is in flight. */
@@ -62,6 +70,8 @@ export class ShardRunner implements LocalTask {
   #results: ShardResults | null = null;
   /** The first error that kept a result from being written; the batch fails with it. */
   #fatal: unknown = null;
+  /** The first other error of a request's result (a store call): the shard stops and resumes later. */
+  #interrupted: unknown = null;
   readonly #send: SendContext;
 
   constructor(ctx: EngineContext, lease: ShardLease, hooks: ShardRunnerHooks) {
@@ -121,7 +131,7 @@ export class ShardRunner implements LocalTask {
     const expiry = setLongTimeout(() => this.stop('expire'), batch.expiresAt * 1000 - Date.now());
     try {
       const input = await store.getFile(batch.inputFileId);
-      if (!input) throw new Error(`input file ${batch.inputFileId} of batch ${batch.id} is missing`);
+      if (!input) throw new ShardFault(`input file ${batch.inputFileId} of batch ${batch.id} is missing`);
       const resume = await scanShardResults(this.#ctx, this.#fence);
       this.#completed = resume.completed;
       this.#failed = resume.failed;
@@ -131,10 +141,11 @@ export class ShardRunner implements LocalTask {
       if (batch.expiresAt <= nowSeconds()) this.stop('expire');
       if (this.#stopReason === null) await this.#sendAll(input.blobKey, resume.done);
       this.#tail = true;
-      this.#hooks.onTail();
+      if (this.#stopReason === null) this.#hooks.onTail();
       await this.#settled();
       if (this.#graceTimer) clearTimeout(this.#graceTimer);
-      if (this.#fatal !== null) throw coerceError(this.#fatal);
+      if (this.#fatal !== null) throw new ShardFault(coerceError(this.#fatal).message, this.#fatal);
+      if (this.#interrupted !== null) throw coerceError(this.#interrupted);
       await this.#finish(input.blobKey, resume.done);
     } catch (err) {
       await this.#fail(err).catch((e: unknown) => log.error({ err: e, batchId: this.batchId }, 'could not settle a failed shard'));
@@ -153,7 +164,7 @@ export class ShardRunner implements LocalTask {
       const req = parseRequest(raw.text);
       if (done.has(req.customId)) continue;
       try {
-        await slots.acquire(this.batchId, this.#stopTaking.signal, this.project);
+        await slots.acquire(this.batchId, this.#stopTaking.signal, this.project, this.#lease.batch.expiresAt);
       } catch {
         break; // stop requested while waiting for a slot
       }
@@ -185,8 +196,10 @@ export class ShardRunner implements LocalTask {
           return;
         }
         // A result that cannot be written (disk full, I/O error) must not vanish: stop the shard
-        // and fail the batch with the cause once in-flight requests settle.
-        this.#fatal ??= err;
+        // and fail the batch with the cause once in-flight requests settle. Anything else (the
+        // store failing for a moment while a segment was registered) stops only this shard.
+        if (err instanceof ResultWriteError) this.#fatal ??= err;
+        else this.#interrupted ??= err;
         this.stop('shutdown');
       })
       .finally(() => {
@@ -227,6 +240,10 @@ export class ShardRunner implements LocalTask {
 
   async #finish(inputKey: string, done: Set<string>): Promise<void> {
     const results = this.#results!;
+    const seal = (): Promise<void> =>
+      results.seal().catch((err: unknown) => {
+        throw err instanceof ResultWriteError ? new ShardFault(err.message, err) : err;
+      });
     switch (this.#stopReason) {
       case 'lease_lost':
         await results.discard();
@@ -236,21 +253,21 @@ export class ShardRunner implements LocalTask {
         await this.#release(null);
         return;
       case 'shutdown':
-        await results.seal();
+        await seal();
         await this.#release(null);
         return;
       case 'cancel':
         await this.#writeUnsent(inputKey, done, 'batch_cancelled', 'This request was not executed because the batch was cancelled.');
-        await results.seal();
+        await seal();
         await this.#release('cancelled');
         return;
       case 'expire':
         await this.#writeUnsent(inputKey, done, 'batch_expired', 'This request could not be executed before the completion window expired.');
-        await results.seal();
+        await seal();
         await this.#release('expired');
         return;
       case null:
-        await results.seal();
+        await seal();
         await this.#release('completed');
         return;
     }
@@ -282,6 +299,12 @@ export class ShardRunner implements LocalTask {
     }
   }
 
+  /**
+   * After an error: a lost lease writes nothing more; a ShardFault (results that cannot be
+   * written, the input gone) fails the batch; anything else (the store or a read failing for a
+   * moment) only stops this shard — what is durable stays, the shard is given back (or its lease
+   * expires) and is resumed from its segments, here or on another replica.
+   */
   async #fail(err: unknown): Promise<void> {
     const { log } = this.#ctx;
     if (err instanceof LeaseLostError || this.#stopReason === 'lease_lost') {
@@ -289,11 +312,18 @@ export class ShardRunner implements LocalTask {
       await this.#results?.discard();
       return;
     }
-    await this.#results?.discard();
-    if (this.#stopReason === 'delete' || (this.#stopReason === 'shutdown' && this.#fatal === null)) {
+    if (this.#stopReason === 'delete') {
+      await this.#results?.discard();
       await this.#release(null).catch(() => undefined);
       return;
     }
+    if (!(err instanceof ShardFault)) {
+      log.warn({ err, batchId: this.batchId, shard: this.shardNo }, 'shard stopped by an error; it resumes from its results');
+      await this.#results?.seal().catch(() => this.#results?.discard());
+      await this.#release(null).catch(() => undefined);
+      return;
+    }
+    await this.#results?.discard();
     log.error({ err, batchId: this.batchId, shard: this.shardNo }, 'shard failed');
     await failBatch(this.#ctx, this.batchId, err);
     await this.#release(null).catch(() => undefined);

@@ -30,7 +30,8 @@ export interface ClaimerHost {
  *                waiting batch, or a shard of one that other replicas run. Each time the project
  *                with the fewest leases on the whole cluster goes first (fair share across
  *                replicas), ties to the project admitted here least recently, then the batch
- *                with the fewest leased shards, then the oldest.
+ *                due first (earliest expires_at), then the one with the fewest leased shards,
+ *                then the oldest.
  */
 export class WorkClaimer {
   readonly #ctx: EngineContext;
@@ -104,14 +105,16 @@ export class WorkClaimer {
     let active = local.running.size;
     const candidates = work.batches.filter((b) => (b.need === 'validate' || b.need === 'run') && !local.running.has(b.id));
     while (active < opts.maxConcurrentBatches && candidates.length > 0 && this.#host.running()) {
-      const rank = (b: ClaimableBatch): [number, number, number] => [leases.get(b.project) ?? 0, this.#admittedAt.get(b.project) ?? -1, b.leasedShards];
+      const rank = (b: ClaimableBatch): [number, number, number, number] => [leases.get(b.project) ?? 0, this.#admittedAt.get(b.project) ?? -1, b.expiresAt, b.leasedShards];
       let pick = 0;
       for (let i = 1; i < candidates.length; i++) if (before(rank(candidates[i]!), rank(candidates[pick]!))) pick = i;
       const [b] = candidates.splice(pick, 1);
       const claimed = b!.need === 'validate' ? await this.#claimValidation(b!) : await this.#claimShard(b!);
+      // Taken by us or, when the claim lost a race, by another replica reading the same list:
+      // either way the project holds one more lease than this list says.
+      leases.set(b!.project, (leases.get(b!.project) ?? 0) + 1);
       if (!claimed) continue;
       active++;
-      leases.set(b!.project, (leases.get(b!.project) ?? 0) + 1);
       this.#admittedAt.set(b!.project, ++this.#admissions);
     }
   }

@@ -64,3 +64,16 @@ describe('response.request_id', () => {
     expect(error.response.request_id).toBe(error.id);
   });
 });
+
+describe('x-request-id of the HTTP answer', () => {
+  it("keeps a load balancer's well-formed X-Request-Id, replaces anything else with BESH's own", async () => {
+    const kept = await fetch(`${besh.baseURL}/files`, { headers: { 'x-request-id': 'nginx-0123456789abcdef' } });
+    expect(kept.headers.get('x-request-id')).toBe('nginx-0123456789abcdef');
+    for (const bad of ['short', 'has spaces in it ok', `x${'y'.repeat(200)}`, '<script>alert(1)</script>']) {
+      const r = await fetch(`${besh.baseURL}/files`, { headers: { 'x-request-id': bad } });
+      expect(r.headers.get('x-request-id')).toMatch(/^req_[0-9A-Za-z]+$/);
+    }
+    const none = await fetch(`${besh.baseURL}/files`);
+    expect(none.headers.get('x-request-id')).toMatch(/^req_[0-9A-Za-z]+$/);
+  });
+});
