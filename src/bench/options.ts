@@ -1,6 +1,22 @@
 import { parseArgs } from 'node:util';
 
-export const SCENARIO_NAMES = ['throughput', 'utilisation', 'million', 'upload', 'eight-gpu', 'auto-workers'] as const;
+export const SCENARIO_NAMES = [
+  'throughput',
+  'utilisation',
+  'million',
+  'upload',
+  'eight-gpu',
+  'auto-workers',
+  'cluster-scale',
+  'cluster-stores',
+  'cluster-million',
+  'cluster-failover',
+] as const;
+
+/** Names that stand for several scenarios (`--only cluster`). */
+const GROUPS: Record<string, readonly ScenarioName[]> = {
+  cluster: ['cluster-scale', 'cluster-stores', 'cluster-million', 'cluster-failover'],
+};
 export type ScenarioName = (typeof SCENARIO_NAMES)[number];
 
 export interface BenchOptions {
@@ -11,7 +27,7 @@ export interface BenchOptions {
 
 export const USAGE = `Usage: node dist/bench/run.js [--only ${SCENARIO_NAMES.join(',')}] [--quick]
 
-  --only <list>  comma-separated scenarios to run (default: all, in this order)
+  --only <list>  comma-separated scenarios to run (default: all, in this order); 'cluster' = every cluster-* one
   --quick        divide every size by 10 (smoke run; figures are not comparable)
   --help         show this text`;
 
@@ -40,8 +56,9 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions | null {
     for (const raw of values.only.split(',')) {
       const name = raw.trim();
       if (name === '') continue;
-      if (!isScenario(name)) throw new UsageError(`Unknown scenario '${name}'; expected one of ${SCENARIO_NAMES.join(', ')}.`);
-      if (!only.includes(name)) only.push(name);
+      const names = GROUPS[name] ?? (isScenario(name) ? [name] : null);
+      if (names === null) throw new UsageError(`Unknown scenario '${name}'; expected one of ${[...SCENARIO_NAMES, ...Object.keys(GROUPS)].join(', ')}.`);
+      for (const n of names) if (!only.includes(n)) only.push(n);
     }
     if (only.length === 0) throw new UsageError('--only needs at least one scenario name.');
   }

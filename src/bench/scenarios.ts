@@ -2,6 +2,7 @@ import { join } from 'node:path';
 
 import { runBatch } from './batch-run.js';
 import { uploadFile } from './besh-client.js';
+import { clusterFailover, clusterMillion, clusterScale, clusterStores } from './cluster-scenarios.js';
 import { fixed, int, MB, megabytes, percent, seconds } from './format.js';
 import { linesFor, writeRequestFile } from './input-file.js';
 import { mockStats } from './mock-client.js';
@@ -113,4 +114,15 @@ const upload: Scenario = {
   },
 };
 
-export const SCENARIOS: Record<ScenarioName, Scenario> = { throughput, utilisation, million, upload, 'eight-gpu': eightGpu, 'auto-workers': autoWorkers };
+export const SCENARIOS: Record<ScenarioName, Scenario> = {
+  throughput,
+  utilisation,
+  million,
+  upload,
+  'eight-gpu': eightGpu,
+  'auto-workers': autoWorkers,
+  'cluster-scale': clusterScale,
+  'cluster-stores': clusterStores,
+  'cluster-million': clusterMillion,
+  'cluster-failover': clusterFailover,
+};

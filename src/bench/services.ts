@@ -40,6 +40,8 @@ export interface BeshSettings {
   maxFileBytes: number;
   /** OPENAI_API_BASE as is (e.g. a comma-separated list); overrides `${upstreamUrl}/v1`. */
   upstreamBase?: string;
+  /** More variables (a cluster replica's database and bucket, for instance). */
+  env?: Record<string, string>;
 }
 
 export async function startBesh(s: BeshSettings): Promise<Service> {
@@ -53,8 +55,9 @@ export async function startBesh(s: BeshSettings): Promise<Service> {
     BESH_MAX_FILE_BYTES: String(s.maxFileBytes),
     BESH_SHUTDOWN_GRACE_MS: '2000',
     LOG_LEVEL: 'warn',
+    ...s.env,
   };
-  return startService('besh', ['serve'], env, port, s.dataDir);
+  return startService(s.env?.BESH_REPLICA_ID ?? 'besh', ['serve'], env, port, s.dataDir);
 }
 
 async function startService(name: string, args: string[], env: Record<string, string>, port: number, cwd: string, command?: string): Promise<Service> {
