@@ -1,6 +1,7 @@
 import { type Dispatcher, errors as undiciErrors, Pool } from 'undici';
 
-import { parseRetryAfter,type UpstreamOutcome } from './outcome.js';
+import { parseRetryAfter, type UpstreamOutcome } from './outcome.js';
+import { withPriority } from './priority-field.js';
 
 export interface UpstreamClientOptions {
   /** e.g. http://localhost:8000/v1 */
@@ -10,6 +11,8 @@ export interface UpstreamClientOptions {
   connections: number;
   requestTimeoutMs: number;
   maxResponseBytes: number;
+  /** Send a request's `priority` as a top-level body field (a vLLM run with `--scheduling-policy priority`). */
+  forwardPriority?: boolean;
 }
 
 export interface UpstreamRequest {
@@ -21,6 +24,13 @@ export interface UpstreamRequest {
   batchId: string;
   /** The body's model when the caller knows it (spares the pool parsing the body to route it). */
   model?: string;
+  /**
+   * A hash of the prompt prefix this request shares with others (`prefixKeyOf`): with several
+   * upstreams, requests with the same key go to the same one, where its prefix cache has it.
+   */
+  prefixKey?: string;
+  /** vLLM's request priority (lower runs earlier); sent only to upstreams configured to take it. */
+  priority?: number;
 }
 
 /**
@@ -130,7 +140,7 @@ export class UpstreamClient {
           method: 'POST',
           path: this.pathFor(req.url),
           headers: { ...this.#headers, 'x-besh-custom-id': req.customId, 'x-besh-batch-id': req.batchId },
-          body: req.body,
+          body: this.#opts.forwardPriority && req.priority !== undefined ? withPriority(req.body, req.priority) : req.body,
         },
         handler,
       );
@@ -154,21 +164,11 @@ export class UpstreamClient {
     return set;
   }
 
-  /** GET a path relative to the server root (e.g. /health) — used for reachability checks. */
-  async probe(path: string, timeoutMs = 2000): Promise<boolean> {
-    try {
-      const res = await this.#pool.request({ method: 'GET', path, signal: AbortSignal.timeout(timeoutMs) });
-      await res.body.dump();
-      return res.statusCode < 500;
-    } catch {
-      return false;
-    }
-  }
-
   /** GET a path relative to the server root; the status and body text, or null when unreachable. */
-  async get(path: string, timeoutMs = 2000): Promise<{ status: number; body: string } | null> {
+  async get(path: string, timeoutMs = 2000, accept = 'application/json'): Promise<{ status: number; body: string } | null> {
     try {
-      const res = await this.#pool.request({ method: 'GET', path, headers: this.#getHeaders, signal: AbortSignal.timeout(timeoutMs) });
+      const headers = accept === 'application/json' ? this.#getHeaders : { ...this.#getHeaders, accept };
+      const res = await this.#pool.request({ method: 'GET', path, headers, signal: AbortSignal.timeout(timeoutMs) });
       return { status: res.statusCode, body: await res.body.text() };
     } catch {
       return null;

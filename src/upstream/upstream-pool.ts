@@ -1,6 +1,12 @@
-import { AdaptiveLimit, type AdaptiveLimitOptions } from './adaptive-limit.js';
+import { type AdaptiveLimitOptions } from './adaptive-limit.js';
+import { HashRing, underBound } from './hash-ring.js';
+import { type LoadSignalOptions } from './load-signal-limit.js';
 import { type UpstreamOutcome } from './outcome.js';
+import { PoolMember, type UpstreamStatus } from './pool-member.js';
+import { parseServerMetrics } from './server-metrics.js';
 import { UpstreamClient, type UpstreamRequest } from './upstream-client.js';
+
+export type { ControllerKind, UpstreamMetricsStatus, UpstreamStatus } from './pool-member.js';
 
 export interface PoolLogger {
   info(obj: object, msg?: string): void;
@@ -15,7 +21,10 @@ export interface UpstreamPoolOptions {
   maxWorkers: number | 'auto';
   /** With 'auto', the most a single upstream may be given. */
   autoMaxPerUpstream?: number;
+  /** The throughput hill-climb used where an upstream serves no load metrics. */
   autoOptions?: Partial<AdaptiveLimitOptions>;
+  /** The controller used where it does (vLLM, SGLang). */
+  loadSignalOptions?: Partial<LoadSignalOptions>;
   requestTimeoutMs: number;
   maxResponseBytes: number;
   /** Active /health probes; 0 = none. */
@@ -25,46 +34,17 @@ export interface UpstreamPoolOptions {
   /** How often GET /v1/models is asked again; 0 = only at start. */
   modelsRefreshMs: number;
   probeTimeoutMs?: number;
+  /** How often GET <server root>/metrics is scraped with MAX_WORKERS=auto (default 500 ms; 0 = never, so 'auto' stays on the throughput hill-climb). */
+  metricsIntervalMs?: number;
+  /** Route requests with a `prefixKey` by consistent hashing with bounded load (default true). */
+  prefixAffinity?: boolean;
+  /** Bounded-load factor c: an upstream is skipped for a key while it would hold more than c × its share (default 1.25). */
+  affinityLoadFactor?: number;
+  /** BESH_UPSTREAM_HEADROOM: 0..0.9 of each server left free for other (interactive) clients (default 0). */
+  headroom?: number;
+  /** Base URLs (as in `baseUrls`) whose requests carry their `priority` as a body field. */
+  priorityUpstreams?: ReadonlySet<string>;
   log?: PoolLogger;
-}
-
-/** What GET /health shows of one upstream. */
-export interface UpstreamStatus {
-  url: string;
-  healthy: boolean;
-  in_flight: number;
-  /** Requests it may have in flight (its adaptive limit, or MAX_WORKERS). */
-  limit: number;
-  /** Average of recent answers (EWMA), ms. */
-  latency_ms: number;
-  requests: number;
-  errors: number;
-  consecutive_failures: number;
-  /** Models from GET /v1/models; null until that answered. */
-  models: string[] | null;
-}
-
-/** One inference server and what the pool knows of it. */
-class Upstream {
-  readonly client: UpstreamClient;
-  inFlight = 0;
-  healthy = true;
-  consecutiveFailures = 0;
-  probeFailures = 0;
-  requests = 0;
-  errors = 0;
-  latencyEwma = 0;
-  models: Set<string> | null = null;
-  readonly adaptive: AdaptiveLimit | null;
-
-  constructor(readonly url: string, client: UpstreamClient, adaptive: AdaptiveLimit | null, readonly fixedLimit: number) {
-    this.client = client;
-    this.adaptive = adaptive;
-  }
-
-  get limit(): number {
-    return this.adaptive ? this.adaptive.limit : this.fixedLimit;
-  }
 }
 
 /** Answers the pool treats as "this server is failing" (passive health). */
@@ -78,10 +58,27 @@ const isOverload = (o: UpstreamOutcome): boolean =>
 /** Requests remembered as "failed on upstream i" so their retry goes elsewhere; bounded. */
 const MAX_REMEMBERED_FAILURES = 10_000;
 
+const DEFAULT_METRICS_INTERVAL_MS = 500;
+/** With a fixed MAX_WORKERS the scrapes only feed GET /health: every 10th interval. */
+const FIXED_SCRAPE_EVERY = 10;
+/** An upstream whose page had no load figures is asked again this much later (it may be restarted with them). */
+const NO_METRICS_RETRY_MS = 30_000;
+/** The pool counts as saturated (affinity must not idle a server) from this share of its capacity in flight. */
+const SATURATED = 0.9;
+
 /**
  * Several OpenAI-compatible servers behind one `send`, which like UpstreamClient's never throws.
  *
  * - Balancing: least outstanding requests, relative to each upstream's limit (ties rotate).
+ * - Prefix affinity: a request with a `prefixKey` goes to the first upstream clockwise from the
+ *   key on a consistent-hash ring that is eligible (healthy, serving the model, not where the
+ *   previous attempt failed) and under the bounded-load cap (`underBound`); so requests sharing
+ *   a system prompt meet that server's prefix cache, while no server takes more than c × its
+ *   share. Throughput comes first: once the pool is nearly saturated, a server below its floor
+ *   (with metrics: the requests that keep its batch full; else 1/c of its share) gets the next
+ *   request whatever its key, because the engine's slots are a fixed total and a request queued
+ *   at the key's server is one missing from another server's batch. When nothing qualifies, least
+ *   outstanding decides.
  * - Health: active GET /health probes (server root) every `healthIntervalMs`, and passive
  *   ejection after `ejectAfterFailures` consecutive connection failures or 5xx; an ejected
  *   upstream gets no new requests until a probe passes. When no upstream is healthy, requests go
@@ -89,18 +86,27 @@ const MAX_REMEMBERED_FAILURES = 10_000;
  *   Without probes (`healthIntervalMs` 0) nothing could re-admit an upstream, so none is ejected.
  * - A request that failed on one upstream is sent, when retried, to another one if any is healthy.
  * - Models: GET /v1/models at start and every `modelsRefreshMs`; a request goes only to upstreams
- *   serving its model (or whose models are not known yet).
- * - MAX_WORKERS=auto: each upstream has an AdaptiveLimit; `totalLimit` is the sum over healthy
- *   upstreams and `onCapacityChange` tells the engine when it moves.
+ *   serving its model (or whose models are not known yet), read from `req.model` when the caller
+ *   sets it, else parsed from the body — only while the upstreams' model lists differ.
+ * - MAX_WORKERS=auto: each upstream has a controller (PoolMember): the LoadSignalLimit while its
+ *   GET /metrics has vLLM/SGLang figures (scraped every `metricsIntervalMs`), else the
+ *   AdaptiveLimit; `totalLimit` is the sum over healthy upstreams and `onCapacityChange` tells the
+ *   engine when it moves.
+ * - Headroom: see LoadSignalLimit (with metrics) and PoolMember (without).
+ * - Priority: only upstreams in `priorityUpstreams` get a request's `priority` in its body.
  */
 export class UpstreamPool {
-  readonly #ups: Upstream[];
+  readonly #ups: PoolMember[];
   readonly #opts: UpstreamPoolOptions;
-  readonly #lastFailed = new Map<string, Upstream>();
+  readonly #lastFailed = new Map<string, PoolMember>();
   readonly #capacityListeners: Array<(n: number) => void> = [];
   readonly #timers: NodeJS.Timeout[] = [];
+  readonly #ring: HashRing | null;
+  readonly #loadFactor: number;
+  readonly #fixedTotal: number | null;
   #rotation = 0;
   #probing = false;
+  #scrapes = 0;
   #lastTotal = -1;
   /** True when the upstreams' model lists differ, so requests must be routed by model. */
   #routeByModel = false;
@@ -108,38 +114,35 @@ export class UpstreamPool {
 
   constructor(opts: UpstreamPoolOptions) {
     if (opts.baseUrls.length === 0) throw new Error('UpstreamPool needs at least one base URL');
+    const headroom = opts.headroom ?? 0;
+    if (!(headroom >= 0 && headroom <= 0.9)) throw new Error('headroom must be between 0 and 0.9');
     this.#opts = opts;
     const auto = opts.maxWorkers === 'auto';
-    const perUpstreamMax = opts.autoMaxPerUpstream ?? 1024;
+    const maxWorkers = opts.maxWorkers === 'auto' ? (opts.autoMaxPerUpstream ?? 1024) : opts.maxWorkers;
+    const priority = new Set([...(opts.priorityUpstreams ?? [])].map(normalizeUrl));
     this.#ups = opts.baseUrls.map((url) => {
-      const fixed = auto ? perUpstreamMax : (opts.maxWorkers as number);
       const client = new UpstreamClient({
         baseUrl: url,
         apiKey: opts.apiKey,
-        connections: fixed,
+        connections: maxWorkers,
         requestTimeoutMs: opts.requestTimeoutMs,
         maxResponseBytes: opts.maxResponseBytes,
+        forwardPriority: priority.has(normalizeUrl(url)),
       });
-      const adaptive = auto ? new AdaptiveLimit({ max: perUpstreamMax, ...opts.autoOptions }) : null;
-      return new Upstream(url, client, adaptive, fixed);
+      return new PoolMember(url, client, { auto, maxWorkers, headroom, adaptive: opts.autoOptions, load: opts.loadSignalOptions });
     });
+    this.#fixedTotal = auto ? null : this.#ups[0]!.limit;
+    this.#ring = opts.prefixAffinity !== false && this.#ups.length > 1 ? new HashRing(opts.baseUrls) : null;
+    this.#loadFactor = opts.affinityLoadFactor ?? 1.25;
     this.#lastTotal = this.totalLimit;
   }
 
-  get size(): number {
-    return this.#ups.length;
-  }
-
-  get adaptive(): boolean {
-    return this.#opts.maxWorkers === 'auto';
-  }
-
   /**
-   * Requests the engine may have in flight in total: MAX_WORKERS, or with 'auto' the sum of the
-   * healthy upstreams' limits (of all of them when none is healthy).
+   * Requests the engine may have in flight in total: MAX_WORKERS (× (1 − headroom)), or with
+   * 'auto' the sum of the healthy upstreams' limits (of all of them when none is healthy).
    */
   get totalLimit(): number {
-    if (this.#opts.maxWorkers !== 'auto') return this.#opts.maxWorkers;
+    if (this.#fixedTotal !== null) return this.#fixedTotal;
     const healthy = this.#ups.filter((u) => u.healthy);
     return (healthy.length > 0 ? healthy : this.#ups).reduce((n, u) => n + u.limit, 0);
   }
@@ -149,9 +152,10 @@ export class UpstreamPool {
     this.#capacityListeners.push(fn);
   }
 
-  /** First health and model round (awaited, so the first batch is validated against known models), then the timers. */
+  /** First health, model and metrics round (awaited, so the first batch is validated against known models and starts on the right controller), then the timers. */
   async start(): Promise<void> {
-    await Promise.all([this.checkHealth(), this.refreshModels()]);
+    const metricsMs = this.#opts.metricsIntervalMs ?? DEFAULT_METRICS_INTERVAL_MS;
+    await Promise.all([this.checkHealth(), this.refreshModels(), metricsMs > 0 ? this.scrapeMetrics() : undefined]);
     const known = this.models();
     if (known === null) {
       this.#opts.log?.warn({ upstreams: this.#opts.baseUrls }, 'no upstream answered GET /v1/models: batches are not checked against served models');
@@ -160,6 +164,7 @@ export class UpstreamPool {
     }
     if (this.#opts.healthIntervalMs > 0) this.#every(this.#opts.healthIntervalMs, () => this.checkHealth());
     if (this.#opts.modelsRefreshMs > 0) this.#every(this.#opts.modelsRefreshMs, () => this.refreshModels());
+    if (metricsMs > 0) this.#every(metricsMs, () => this.scrapeMetrics());
   }
 
   #every(ms: number, fn: () => Promise<void>): void {
@@ -185,29 +190,8 @@ export class UpstreamPool {
     return all === null || all.has(model);
   }
 
-  /** Maps a line url onto the first upstream's base path (all upstreams are expected to share it). */
-  pathFor(lineUrl: string): string {
-    return this.#ups[0]!.client.pathFor(lineUrl);
-  }
-
-  /** GET `path` on every upstream; true when at least one answers below 500. */
-  async probe(path: string, timeoutMs = 2000): Promise<boolean> {
-    const results = await Promise.all(this.#ups.map((u) => u.client.probe(path, timeoutMs)));
-    return results.some(Boolean);
-  }
-
   status(): UpstreamStatus[] {
-    return this.#ups.map((u) => ({
-      url: u.url,
-      healthy: u.healthy,
-      in_flight: u.inFlight,
-      limit: u.limit,
-      latency_ms: Math.round(u.latencyEwma * 10) / 10,
-      requests: u.requests,
-      errors: u.errors,
-      consecutive_failures: u.consecutiveFailures,
-      models: u.models ? [...u.models] : null,
-    }));
+    return this.#ups.map((u) => u.status());
   }
 
   /** One attempt on the best upstream for this request. Never throws. */
@@ -218,6 +202,7 @@ export class UpstreamPool {
     if (avoid !== undefined) this.#lastFailed.delete(key!);
     const u = this.#pick(req, avoid);
     const inFlightAtStart = ++u.inFlight;
+    if (inFlightAtStart > u.peakInFlight) u.peakInFlight = inFlightAtStart;
     const t0 = performance.now();
     let o: UpstreamOutcome;
     try {
@@ -240,11 +225,11 @@ export class UpstreamPool {
     } else {
       u.consecutiveFailures = 0;
     }
-    if (u.adaptive && u.adaptive.record(latency, inFlightAtStart, isOverload(o))) this.#capacityMaybeChanged();
+    if (u.recordOutcome(latency, inFlightAtStart, isOverload(o))) this.#capacityMaybeChanged();
     return o;
   }
 
-  #rememberFailure(key: string, u: Upstream): void {
+  #rememberFailure(key: string, u: PoolMember): void {
     if (this.#lastFailed.size >= MAX_REMEMBERED_FAILURES) {
       const oldest = this.#lastFailed.keys().next().value;
       if (oldest !== undefined) this.#lastFailed.delete(oldest);
@@ -253,17 +238,22 @@ export class UpstreamPool {
   }
 
   /**
-   * Least outstanding requests relative to the limit, among upstreams that are healthy and serve
-   * the model (falling back to any that serves it, then to any). `avoid` (where the previous
-   * attempt failed) is taken only when nothing else qualifies.
+   * The request's prefix-affinity upstream if it has one that qualifies; else least outstanding
+   * requests relative to the limit, among upstreams that are healthy and serve the model (falling
+   * back to any that serves it, then to any). `avoid` (where the previous attempt failed) is
+   * taken only when nothing else qualifies.
    */
-  #pick(req: UpstreamRequest, avoid: Upstream | undefined): Upstream {
+  #pick(req: UpstreamRequest, avoid: PoolMember | undefined): PoolMember {
     const ups = this.#ups;
     const n = ups.length;
     if (n === 1) return ups[0]!;
     const model = this.#routeByModel ? (req.model ?? modelOf(req.body)) : undefined;
+    if (this.#ring !== null && req.prefixKey !== undefined) {
+      const u = this.#pickByPrefix(this.#ring, req.prefixKey, model, avoid);
+      if (u !== undefined) return u;
+    }
     const start = this.#rotation++ % n;
-    let best: Upstream | undefined;
+    let best: PoolMember | undefined;
     let bestScore = Infinity;
     // Pass 0: healthy, serving, not avoided. 1: healthy, serving. 2: serving. 3: anything.
     for (let pass = 0; pass < 4 && best === undefined; pass++) {
@@ -271,7 +261,7 @@ export class UpstreamPool {
         const u = ups[(start + k) % n]!;
         if (pass <= 1 && !u.healthy) continue;
         if (pass === 0 && u === avoid) continue;
-        if (pass <= 2 && model !== undefined && u.models !== null && !u.models.has(model)) continue;
+        if (pass <= 2 && !serves(u, model)) continue;
         const score = u.inFlight / u.limit;
         if (score < bestScore) {
           bestScore = score;
@@ -280,6 +270,33 @@ export class UpstreamPool {
       }
     }
     return best!;
+  }
+
+  /** Consistent hashing with bounded load among the healthy upstreams serving `model`; undefined: none qualifies. */
+  #pickByPrefix(ring: HashRing, key: string, model: string | undefined, avoid: PoolMember | undefined): PoolMember | undefined {
+    const ups = this.#ups;
+    const c = this.#loadFactor;
+    let total = 0;
+    let totalLimit = 0;
+    for (const u of ups) {
+      if (!u.healthy || u === avoid || !serves(u, model)) continue;
+      total += u.inFlight;
+      totalLimit += u.limit;
+    }
+    if (totalLimit === 0) return undefined;
+    if (total + 1 >= SATURATED * (this.#fixedTotal ?? totalLimit)) {
+      for (const u of ups) {
+        if (!u.healthy || u === avoid || !serves(u, model)) continue;
+        const floor = u.floor ?? ((total + 1) * u.limit) / (totalLimit * c);
+        if (u.inFlight < floor) return undefined;
+      }
+    }
+    for (let i = ring.first(key); i >= 0; i = ring.next()) {
+      const u = ups[i]!;
+      if (!u.healthy || u === avoid || !serves(u, model)) continue;
+      if (underBound(u.inFlight, u.limit, total, totalLimit, c)) return u;
+    }
+    return undefined;
   }
 
   /** Active health check of every upstream (GET <server root>/health, 2xx = pass). */
@@ -307,6 +324,37 @@ export class UpstreamPool {
     }
   }
 
+  /**
+   * One round of GET <server root>/metrics (the root of the health probe). With 'auto' every
+   * interval for upstreams that serve load figures; a fixed MAX_WORKERS only shows them, so it
+   * scrapes every 10th interval; a page without figures is asked again after 30 s (once an
+   * upstream on the load signal has fallen back to the AdaptiveLimit).
+   */
+  async scrapeMetrics(): Promise<void> {
+    if (this.#closed) return;
+    const intervalMs = this.#opts.metricsIntervalMs ?? DEFAULT_METRICS_INTERVAL_MS;
+    const fixed = this.#fixedTotal !== null;
+    const now = performance.now();
+    this.#scrapes++;
+    let changed = false;
+    await Promise.all(
+      this.#ups.map(async (u) => {
+        if (u.nextScrapeAt > now || (fixed && u.servesMetrics && this.#scrapes % FIXED_SCRAPE_EVERY !== 1)) return;
+        // Marks the scrape as under way, so a slow server is not asked twice at once.
+        u.nextScrapeAt = Infinity;
+        const at = u.scrapeStarted();
+        const r = await u.client.get(`${u.client.rootPath}/metrics`, Math.max(intervalMs, this.#opts.probeTimeoutMs ?? 2000), 'text/plain');
+        if (this.#closed) return;
+        const sample = r !== null && r.status >= 200 && r.status < 300 ? parseServerMetrics(r.body) : null;
+        // Unreachable: the health checks deal with it; the controller waits for figures.
+        if (r !== null && u.absorbMetrics(sample, at)) changed = true;
+        // Until an upstream on the load signal has fallen back, a page without figures may be a blip.
+        u.nextScrapeAt = r !== null && sample === null && u.controller !== 'metrics' ? performance.now() + NO_METRICS_RETRY_MS : 0;
+      }),
+    );
+    if (changed) this.#capacityMaybeChanged();
+  }
+
   /** GET /v1/models on every upstream; an upstream that does not answer keeps what it had. */
   async refreshModels(): Promise<void> {
     if (this.#closed) return;
@@ -322,7 +370,7 @@ export class UpstreamPool {
     this.#routeByModel = lists.some((l) => l !== null) && new Set(lists).size > 1;
   }
 
-  #setHealthy(u: Upstream, healthy: boolean, reason: string): void {
+  #setHealthy(u: PoolMember, healthy: boolean, reason: string): void {
     u.healthy = healthy;
     if (healthy) this.#opts.log?.info({ upstream: u.url, reason }, 'upstream back in rotation');
     else this.#opts.log?.warn({ upstream: u.url, reason }, 'upstream taken out of rotation');
@@ -342,6 +390,10 @@ export class UpstreamPool {
     await Promise.all(this.#ups.map((u) => u.client.close()));
   }
 }
+
+const serves = (u: PoolMember, model: string | undefined): boolean => model === undefined || u.models === null || u.models.has(model);
+
+const normalizeUrl = (url: string): string => url.replace(/\/+$/, '');
 
 /** The ids of an OpenAI `GET /v1/models` answer, or null when it is not one. */
 export function parseModelList(body: string): Set<string> | null {
