@@ -24,6 +24,7 @@ import { bytes, duration, num, percent, setTimeZone, timeZones } from './format.
 import { forgetKey, hasKey, KEY_STORAGE, syncStoredKey, useKey, wellFormedKey } from './key-store.js';
 import { applyProgress, batchRow, columnCount } from './table.js';
 import { setupUpload } from './upload.js';
+import { clearWebhooks, refreshWebhooks } from './webhooks.js';
 
 const STATUSES = ['validating', 'in_progress', 'finalizing', 'completed', 'failed', 'expired', 'cancelling', 'cancelled'];
 const PAGE_SIZE = 20;
@@ -182,7 +183,8 @@ async function refreshProjects(): Promise<void> {
 
 async function refreshAll(): Promise<void> {
   if (!state.me) return;
-  await Promise.all([refreshTable(), refreshCharts(), renderUpstream(), refreshProjects()]).catch(refreshFailed);
+  const gen = state.gen;
+  await Promise.all([refreshTable(), refreshCharts(), renderUpstream(), refreshProjects(), refreshWebhooks(() => gen === state.gen)]).catch(refreshFailed);
 }
 
 /** Live updates over fetch (the key rides in a header): progress ticks patch rows in place; status changes reload the table. */
@@ -196,6 +198,9 @@ function connectEvents(): void {
     reload ??= window.setTimeout(() => {
       reload = null;
       reloadTable();
+      // A batch that ended queued its webhook deliveries: show them as they go out.
+      const gen = state.gen;
+      void refreshWebhooks(() => gen === state.gen).catch(refreshFailed);
     }, 300);
   };
   const close = streamEvents(scoped('/v1/events'), {
@@ -274,6 +279,7 @@ function clearData(): void {
   stopEvents?.();
   stopEvents = null;
   rows.replaceChildren();
+  clearWebhooks();
   byId('cards').replaceChildren();
   for (const id of ['eng-inflight', 'eng-active', 'eng-queued', 'eng-upstream']) byId(id).textContent = '–';
   byId('eng-project').textContent = '';
