@@ -127,7 +127,7 @@ export async function receiveUpload(req: FastifyRequest, blobs: BlobStore, limit
  * busboy: a file stream destroyed by a failed pipeline stalls busboy, which would leave the
  * keep-alive connection stuck on an unread body and the client's next request unanswered.
  */
-function discardRestOfBody(req: FastifyRequest): void {
+export function discardRestOfBody(req: FastifyRequest): void {
   const raw = req.raw;
   if (raw.readableEnded || raw.destroyed) return;
   raw.unpipe();
@@ -164,7 +164,7 @@ const MALFORMED_MULTIPART = /multipart|boundary|needle|terminated early|Unsuppor
  * file part it destroys surfaces as a premature close). Null for anything else (disk errors
  * stay 5xx).
  */
-function multipartClientError(err: unknown): InvalidRequestError | null {
+export function multipartClientError(err: unknown): InvalidRequestError | null {
   if (!(err instanceof Error)) return null;
   const code = (err as { code?: unknown }).code;
   if (code === 'FST_FILES_LIMIT') return new InvalidRequestError('Send exactly one file per upload.', { param: 'file' });
@@ -178,7 +178,8 @@ function multipartClientError(err: unknown): InvalidRequestError | null {
   return null;
 }
 
-function uploadError(err: JsonlError, limits: UploadLimits): Error {
+/** The answer to a line the checker refused (shared with the Uploads API's completion, so both say the same). */
+export function uploadError(err: JsonlError, limits: Pick<UploadLimits, 'maxFileBytes' | 'maxLineBytes'>): Error {
   switch (err.code) {
     case 'decompressed_too_large':
       return tooLarge(limits.maxFileBytes);

@@ -9,9 +9,9 @@ import { downloadFile } from './client/download.js';
 import { CliError, EXIT_BATCH_UNSUCCESSFUL, UsageError } from './client/errors.js';
 import { formatBytes, formatDuration, printJson } from './client/format.js';
 import type { BeshClient } from './client/http-client.js';
-import { byteProgress } from './client/progress.js';
 import { runClientCommand } from './client/run-action.js';
 import type { Batch } from './client/types.js';
+import { uploadInputFile } from './client/upload-input.js';
 import { waitForBatch } from './client/wait-batch.js';
 
 interface SubmitOptions extends CommonOptions {
@@ -21,6 +21,8 @@ interface SubmitOptions extends CommonOptions {
   wait?: boolean;
   output?: string;
   errors?: string;
+  partsAbove?: string;
+  partSize?: string;
 }
 
 const collect = (value: string, previous: string[]): string[] => [...previous, value];
@@ -35,7 +37,9 @@ export function submitCommand(): Command {
       .option('--metadata <key=value>', 'metadata to attach; repeat for several', collect, [])
       .option('--wait', 'wait for the batch to end, showing its progress')
       .option('--output <path>', 'with --wait: write the output file here')
-      .option('--errors <path>', 'with --wait: write the error file here'),
+      .option('--errors <path>', 'with --wait: write the error file here')
+      .option('--parts-above <size>', 'send files larger than this in parts (the Uploads API), e.g. 256M; also when the server takes less in one request', '256M')
+      .option('--part-size <size>', 'bytes per part when sending in parts (at most 64M)', '64M'),
   )
     .addHelpText(
       'after',
@@ -68,13 +72,7 @@ async function submit(client: BeshClient, file: string, opts: SubmitOptions): Pr
   if ((opts.output || opts.errors) && !opts.wait) throw new UsageError('--output and --errors need --wait.');
   const size = await fileSize(file);
 
-  const progress = await byteProgress(`Uploading ${basename(file)}`, size);
-  let uploaded;
-  try {
-    uploaded = await client.uploadFile(file, (n) => progress.add(n));
-  } finally {
-    progress.stop();
-  }
+  const uploaded = await uploadInputFile(client, file, size, { partsAbove: opts.partsAbove, partSize: opts.partSize });
   note(`Uploaded ${basename(file)} (${formatBytes(size)}) as ${uploaded.id}`);
 
   let created: Batch;

@@ -25,9 +25,11 @@ export const newFileId = (): string => `file-${randomId()}`;
 export const newBatchId = (): string => `batch_${randomId()}`;
 export const newBatchRequestId = (): string => `batch_req_${randomId()}`;
 export const newRequestId = (): string => `req_${randomId()}`;
+export const newUploadId = (): string => `upload_${randomId()}`;
+export const newUploadPartId = (): string => `part_${randomId()}`;
 
 /** Ids we issue are short and plain; anything else cannot name one of our objects. */
-const ID_PATTERN = /^(file-|batch_)[0-9A-Za-z]{1,64}$/;
+const ID_PATTERN = /^(file-|batch_|upload_|part_)[0-9A-Za-z]{1,64}$/;
 export const isWellFormedId = (id: string): boolean => ID_PATTERN.test(id);
 
 export const nowSeconds = (): number => Math.floor(Date.now() / 1000);
