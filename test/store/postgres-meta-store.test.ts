@@ -145,6 +145,10 @@ describe('PostgreSQL migrations', () => {
       'replicas',
       'result_segments',
       'schema_migrations',
+      'upload_parts',
+      'uploads',
+      'webhook_deliveries',
+      'webhook_endpoints',
     ]);
   });
 

@@ -89,6 +89,12 @@ describe('SqliteMetaStore', () => {
         'files_expires_at',
         'files_project_seq',
         'files_purpose_seq',
+        'result_segments_reg',
+        'upload_parts_upload',
+        'uploads_status_expires',
+        'webhook_deliveries_due',
+        'webhook_deliveries_endpoint',
+        'webhook_endpoints_project',
       ]);
     } finally {
       raw.close();

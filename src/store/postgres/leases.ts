@@ -143,9 +143,11 @@ export class Leases {
     });
   }
 
-  async expireUnclaimed(now: number): Promise<BatchRecord[]> {
+  /** `onExpired` runs for each expired batch in the same transaction (its webhook deliveries). */
+  async expireUnclaimed(now: number, onExpired?: (db: Db, batch: BatchRecord) => Promise<void>): Promise<BatchRecord[]> {
     return transaction(this.#pool, async (db) => {
       const expired = (await db.all(LEASES.expireUnclaimed, { now })).map(rowToBatch);
+      if (onExpired) for (const b of expired) await onExpired(db, b);
       await db.notify(expired.flatMap((b) => batchEvents(b, b.status)));
       return expired;
     });

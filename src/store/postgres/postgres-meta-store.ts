@@ -9,7 +9,7 @@ import type {
   AnalyticsMinute, BatchesPageQuery, BatchLease, BatchQuota, BatchQuotaLimits, ClaimableWork, Heartbeat, HeartbeatResult, LeaseFence, MetaStore,
   NewSegment, ReplicaRecord, SegmentRecord, ShardFence, ShardLease, ShardRecord, ShardRelease, StoreCapabilities, StoreEvent, TransitionFields,
 } from '../meta-store.js';
-import { batchEvents } from '../sql/events.js';
+import { batchEvents, insertedBatchEvents } from '../sql/events.js';
 import { toPage, whole } from '../sql/paging.js';
 import { apiKeyToParams, batchToParams, fileToParams, rowToApiKey, rowToBatch, rowToFile } from '../sql/rows.js';
 import { flag, transitionParams } from '../sql/transition.js';
@@ -142,7 +142,7 @@ export class PostgresMetaStore implements MetaStore {
         if (queued + quota.requests > quota.maxQueuedRequests) return 'maxQueuedRequests';
       }
       await db.run(BATCHES.insert, batchToParams(batch));
-      await db.notify(batchEvents(batch, batch.status));
+      await db.notify(insertedBatchEvents(batch));
       return null;
     });
   }
@@ -236,7 +236,8 @@ export class PostgresMetaStore implements MetaStore {
   }
 
   expireUnclaimed(now: number): Promise<BatchRecord[]> {
-    return this.#leases.expireUnclaimed(now);
+    // Each expired batch's batch.expired deliveries are queued in the same write.
+    return this.#leases.expireUnclaimed(now, (db, b) => this.webhooks.queueTerminal(db, b.id, 'expired', now));
   }
 
   listQueuedBatches(project: string | undefined, limit: number): Promise<Array<{ id: string; project: string }>> {

@@ -5,14 +5,15 @@ import { FINALIZE_SQL, RUN_SQL } from './statuses.js';
 
 /**
  * The `need` of the batch aliased `b` (finalize, run, validate), or NULL when nothing is claimable.
- * A batch with no shard at all finalizes too: one cancelled before its validation made any (it
- * must still end `cancelled`), or one whose input had no request line.
+ * Finalize needs every shard done, in each of FINALIZE_SQL (a finalizing batch with a shard not
+ * done is not claimed: its finalizer would only give the lease back). A batch with no shard at all
+ * finalizes too: one cancelled before its validation made any (it must still end `cancelled`), or
+ * one whose input had no request line.
  */
 export function claimNeedSql(now: string, b = 'b'): string {
   const shards = `FROM batch_shards cs WHERE cs.batch_id = ${b}.id`;
   return `CASE
-    WHEN ${b}.status IN (${FINALIZE_SQL}) AND NOT ${liveLease(b, now)}
-      AND (${b}.status = 'finalizing' OR NOT EXISTS (SELECT 1 ${shards} AND cs.state <> 'done'))
+    WHEN ${b}.status IN (${FINALIZE_SQL}) AND NOT ${liveLease(b, now)} AND NOT EXISTS (SELECT 1 ${shards} AND cs.state <> 'done')
       THEN 'finalize'
     WHEN ${b}.status IN (${RUN_SQL}) AND EXISTS (SELECT 1 ${shards} AND ${claimableShard('cs', now)}) THEN 'run'
     WHEN ${b}.status = 'validating' AND NOT ${liveLease(b, now)} THEN 'validate'

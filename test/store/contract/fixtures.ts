@@ -1,12 +1,11 @@
 import {
   type ApiKeyRecord,
   type BatchRecord,
-  emptyUsage,
   type FileRecord,
   hashApiKey,
   newApiKeyId,
   newApiKeySecret,
-  newBatchId,
+  newBatch,
   newFileId,
 } from '../../../src/domain/index.js';
 import type { MetaStore, ReplicaInfo, ShardPlan } from '../../../src/store/meta-store.js';
@@ -43,33 +42,17 @@ export function fileFixture(overrides: Partial<FileRecord> = {}): FileRecord {
 }
 
 export function batchFixture(overrides: Partial<BatchRecord> = {}): BatchRecord {
-  return {
-    id: newBatchId(),
+  const base = newBatch({
     project: 'default',
     inputFileId: newFileId(),
     endpoint: '/v1/chat/completions',
     completionWindow: '24h',
-    status: 'validating',
-    model: null,
     metadata: null,
-    errors: null,
-    outputFileId: null,
-    errorFileId: null,
     createdAt: T0,
-    inProgressAt: null,
     expiresAt: T0 + 86_400,
-    finalizingAt: null,
-    completedAt: null,
-    failedAt: null,
-    expiredAt: null,
-    cancellingAt: null,
-    cancelledAt: null,
-    requestCounts: { total: 0, completed: 0, failed: 0 },
-    usage: emptyUsage(),
     outputExpiresAfter: null,
-    inFlight: 0,
-    ...overrides,
-  };
+  });
+  return { ...base, ...overrides };
 }
 
 export function apiKeyFixture(overrides: Partial<ApiKeyRecord> = {}): ApiKeyRecord {

@@ -13,6 +13,8 @@ import { projectsAndKeysContract } from './projects-keys.js';
 import { replicasContract } from './replicas.js';
 import { segmentsContract } from './segments.js';
 import { transitionContract } from './transition.js';
+import { uploadsContract } from './uploads.js';
+import { webhooksContract } from './webhooks.js';
 
 export type { ContractOptions } from './context.js';
 export * from './fixtures.js';
@@ -43,6 +45,8 @@ export function metaStoreContract(name: string, makeStore: () => Promise<MetaSto
     replicasContract(t);
     deletionContract(t);
     feedContract(t);
+    uploadsContract(t);
+    webhooksContract(t);
 
     it('close is idempotent', async () => {
       await t.store.close();
