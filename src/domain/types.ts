@@ -89,7 +89,11 @@ export interface BatchRecord {
   outputExpiresAfter: number | null;
   /** Derived when read, never stored: requests in flight on every replica (0 once finished). */
   inFlight: number;
+  /** Which bytes the shards are ranges of: the input file, or validation's copy of it grouped by prompt prefix. */
+  inputOrder: InputOrder;
 }
+
+export type InputOrder = 'file' | 'prefix';
 
 /** Live, in-memory figures the engine adds to a batch object (never persisted separately). */
 export interface BatchLive {
@@ -151,5 +155,6 @@ export function newBatch(p: Pick<BatchRecord, 'project' | 'inputFileId' | 'endpo
     usage: emptyUsage(),
     outputExpiresAfter: p.outputExpiresAfter,
     inFlight: 0,
+    inputOrder: 'file',
   };
 }

@@ -1,6 +1,6 @@
 import { type BatchRecord, type BatchStatus, emptyUsage, type FileRecord, newFileId, nowSeconds, type RequestCounts } from '../domain/index.js';
 import { addUsage, scanResultLines } from '../jsonl/index.js';
-import { resultFileKey,type ResultKind } from '../store/blob-keys.js';
+import { groupedInputKey, resultFileKey, type ResultKind } from '../store/blob-keys.js';
 import type { BatchLease, LeaseFence, SegmentRecord } from '../store/meta-store.js';
 import { beginFinalizing, failBatch, finishBatch } from './batch-verbs.js';
 import type { EngineContext } from './engine-context.js';
@@ -171,11 +171,13 @@ export class BatchFinalizer implements LocalTask {
     for (const f of files) await this.#ctx.blobs.delete(f.blobKey).catch(() => undefined);
   }
 
+  /** What only the run needed: the segments (the files hold their lines now) and the prefix-grouped copy of the input. */
   async #dropSegments(segments: readonly SegmentRecord[]): Promise<void> {
     const { blobs, store, log } = this.#ctx;
     try {
       for (const seg of segments) await blobs.delete(seg.blobKey);
       await store.deleteSegments(this.batchId);
+      await blobs.delete(groupedInputKey(this.batchId));
     } catch (err) {
       log.warn({ err, batchId: this.batchId }, 'result segments could not all be removed after finalizing');
     }

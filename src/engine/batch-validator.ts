@@ -1,8 +1,12 @@
-import type { BatchLease, LeaseFence } from '../store/meta-store.js';
+import { groupedInputKey } from '../store/blob-keys.js';
+import type { BatchLease, LeaseFence, ShardPlan } from '../store/meta-store.js';
 import { setLongTimeout } from './abortable-sleep.js';
 import { expireValidating, failBatch, failValidation, finishBatch, startRunning } from './batch-verbs.js';
 import type { EngineContext } from './engine-context.js';
 import { type LeaseEntry, type LocalTask, STOP_PRIORITY, type StopReason } from './local-task.js';
+import { writeReorderedCopy } from './prefix-copy.js';
+import type { PrefixPlan } from './prefix-plan.js';
+import { writeCustomIdIndex } from './result-index.js';
 import { shardSize, validateInput } from './validate-input.js';
 
 /**
@@ -59,7 +63,7 @@ export class BatchValidator implements LocalTask {
       }
       let result;
       try {
-        result = await validateInput(this.#ctx, input.blobKey, batch.endpoint, this.#abort.signal, shardSize(input.lines, this.#ctx.opts.shardLines));
+        result = await validateInput(this.#ctx, input.blobKey, batch.endpoint, this.#abort.signal, shardSize(input.lines, this.#ctx.opts.shardLines), input.lines);
       } catch (err) {
         if (this.#stopReason) return await this.#stopped();
         throw err;
@@ -69,10 +73,22 @@ export class BatchValidator implements LocalTask {
         await failValidation(this.#ctx, this.#fence, result.errors, result.total);
         return;
       }
+      const linesPerShard = shardSize(input.lines, this.#ctx.opts.shardLines);
+      let grouped = null;
+      try {
+        grouped = result.prefixes?.worthIt() ? await this.#groupByPrefix(input.blobKey, result.prefixes, linesPerShard) : null;
+      } catch (err) {
+        if (this.#stopReason) return await this.#stopped();
+        throw err;
+      }
+      if (this.#stopReason) return await this.#stopped();
+      // Before in_progress (and idempotent): results?custom_id= finds a request's shard through it.
+      if (result.customIds) await writeCustomIdIndex(this.#ctx.blobs, this.batchId, result.customIds.build(result.total, linesPerShard, grouped?.ranks));
       const started = await startRunning(this.#ctx, this.#fence, {
         requestCounts: { total: result.total, completed: 0, failed: 0 },
         model: result.model,
-        insertShards: result.shards,
+        insertShards: grouped?.shards ?? result.shards,
+        ...(grouped ? { inputOrder: 'prefix' as const } : {}),
       });
       // Moved meanwhile (a cancel arrived): settle from where it is now.
       if (!started) await this.#settleMoved();
@@ -82,6 +98,27 @@ export class BatchValidator implements LocalTask {
     } finally {
       expiry.clear();
     }
+  }
+
+  /**
+   * Writes the copy of the input grouped by prompt prefix (idempotent: the same plan on any
+   * replica) and cuts it into shards of `linesPerShard` lines.
+   */
+  async #groupByPrefix(inputKey: string, plan: PrefixPlan, linesPerShard: number): Promise<{ shards: ShardPlan[]; ranks: Uint32Array }> {
+    const order = plan.order();
+    const started = performance.now();
+    await writeReorderedCopy(this.#ctx.blobs, inputKey, groupedInputKey(this.batchId), order, { maxLineBytes: this.#ctx.opts.maxLineBytes, signal: this.#abort.signal });
+    // Where each place of the copy starts, to cut it into byte ranges.
+    const startOf = new Float64Array(order.ranks.length + 1);
+    for (let i = 0; i < order.ranks.length; i++) startOf[order.ranks[i]!] = order.destinations[i]!;
+    startOf[order.ranks.length] = order.bytes;
+    const shards: ShardPlan[] = [];
+    for (let first = 0; first < order.ranks.length; first += linesPerShard) {
+      const end = Math.min(order.ranks.length, first + linesPerShard);
+      shards.push({ shardNo: shards.length, firstLine: first + 1, requests: end - first, startByte: startOf[first]!, endByte: startOf[end]! });
+    }
+    this.#ctx.log.info({ batchId: this.batchId, lines: plan.lines, ms: Math.round(performance.now() - started) }, 'input grouped by prompt prefix');
+    return { shards, ranks: order.ranks };
   }
 
   async #stopped(): Promise<void> {

@@ -35,6 +35,12 @@ export interface EngineOptions {
   segmentMaxBytes: number;
   /** How often the store is asked for claimable work when nothing wakes the engine sooner. */
   claimIntervalMs: number;
+  /** Dispatch lines grouped by their shared prompt prefix where the input shares prefixes. */
+  prefixOrder: boolean;
+  /** Give each request its prefix key, so the pool routes requests sharing a prefix to one upstream. */
+  prefixAffinity: boolean;
+  /** Give each request a priority from its batch's deadline (some upstreams schedule by it). */
+  sendPriority: boolean;
   retry: RetryPolicy;
 }
 

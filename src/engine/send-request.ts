@@ -1,4 +1,6 @@
-import { newBatchRequestId, type Usage } from '../domain/index.js';
+import { newBatchRequestId, nowSeconds, type Usage } from '../domain/index.js';
+
+const MAX_PRIORITY = 2_147_483_647;
 import { errorLine, factsOfBody, httpErrorLine, successLine } from '../jsonl/index.js';
 import { classifyStatus, isRetryable } from '../upstream/outcome.js';
 import type { Upstream } from '../upstream/upstream.js';
@@ -11,6 +13,8 @@ export interface LineRequest {
   url: string;
   /** JSON text of the line's body. */
   body: string;
+  /** The hash of its shared prompt prefix (prefix-affinity routing), when computed. */
+  prefixKey?: string | undefined;
 }
 
 /** How one request ended: a line for the output or the error file, or nothing (abandoned). */
@@ -22,6 +26,10 @@ export type RequestResult =
 export interface SendContext {
   batchId: string;
   project: string;
+  /** The one model every line names (known after validation), so the pool need not parse bodies to route. */
+  model: string | null;
+  /** The batch's expires_at (unix seconds) when upstreams take a priority from it; else null. */
+  priorityDeadline: number | null;
   upstream: Upstream;
   retry: RetryPolicy;
   events: EngineEvents;
@@ -39,7 +47,19 @@ export interface SendContext {
  */
 export async function sendRequest(ctx: SendContext, req: LineRequest): Promise<RequestResult> {
   for (let attempt = 1; ; attempt++) {
-    const o = await ctx.upstream.send({ url: req.url, body: req.body, customId: req.customId, batchId: ctx.batchId }, ctx.abortRequests);
+    const o = await ctx.upstream.send(
+      {
+        url: req.url,
+        body: req.body,
+        customId: req.customId,
+        batchId: ctx.batchId,
+        ...(ctx.model === null ? {} : { model: ctx.model }),
+        ...(req.prefixKey === undefined ? {} : { prefixKey: req.prefixKey }),
+        // vLLM runs lower priorities first: the seconds left before the deadline.
+        ...(ctx.priorityDeadline === null ? {} : { priority: Math.max(0, Math.min(MAX_PRIORITY, ctx.priorityDeadline - nowSeconds())) }),
+      },
+      ctx.abortRequests,
+    );
     if (o.kind === 'aborted') return { kind: 'abandoned' };
     if (o.kind === 'response' && classifyStatus(o.status) === 'success') {
       const facts = factsOfBody(o.body);

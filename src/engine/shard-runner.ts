@@ -2,7 +2,9 @@ import { performance } from 'node:perf_hooks';
 
 import { coerceError, newBatchRequestId, nowSeconds, type Usage } from '../domain/index.js';
 import { addUsage, errorLine, isBlankLine, readLines } from '../jsonl/index.js';
+import { groupedInputKey } from '../store/blob-keys.js';
 import type { ShardFence, ShardLease, ShardOutcome } from '../store/meta-store.js';
+import { prefixKeyOf } from '../upstream/prefix-key.js';
 import { setLongTimeout } from './abortable-sleep.js';
 import { failBatch } from './batch-verbs.js';
 import type { EngineContext } from './engine-context.js';
@@ -88,6 +90,8 @@ export class ShardRunner implements LocalTask {
     this.#send = {
       batchId: this.batchId,
       project: this.project,
+      model: lease.batch.model,
+      priorityDeadline: ctx.opts.sendPriority ? lease.batch.expiresAt : null,
       upstream: ctx.upstream,
       retry: ctx.opts.retry,
       events: ctx.events,
@@ -132,6 +136,8 @@ export class ShardRunner implements LocalTask {
     try {
       const input = await store.getFile(batch.inputFileId);
       if (!input) throw new ShardFault(`input file ${batch.inputFileId} of batch ${batch.id} is missing`);
+      // The shards are ranges of the input, or of validation's copy of it grouped by prompt prefix.
+      const inputKey = batch.inputOrder === 'prefix' ? groupedInputKey(batch.id) : input.blobKey;
       const resume = await scanShardResults(this.#ctx, this.#fence);
       this.#completed = resume.completed;
       this.#failed = resume.failed;
@@ -139,14 +145,14 @@ export class ShardRunner implements LocalTask {
       this.#results = await ShardResults.open(this.#ctx, this.#fence);
       if (batch.status === 'cancelling') this.stop('cancel');
       if (batch.expiresAt <= nowSeconds()) this.stop('expire');
-      if (this.#stopReason === null) await this.#sendAll(input.blobKey, resume.done);
+      if (this.#stopReason === null) await this.#sendAll(inputKey, resume.done);
       this.#tail = true;
       if (this.#stopReason === null) this.#hooks.onTail();
       await this.#settled();
       if (this.#graceTimer) clearTimeout(this.#graceTimer);
       if (this.#fatal !== null) throw new ShardFault(coerceError(this.#fatal).message, this.#fatal);
       if (this.#interrupted !== null) throw coerceError(this.#interrupted);
-      await this.#finish(input.blobKey, resume.done);
+      await this.#finish(inputKey, resume.done);
     } catch (err) {
       await this.#fail(err).catch((e: unknown) => log.error({ err: e, batchId: this.batchId }, 'could not settle a failed shard'));
     } finally {
@@ -163,6 +169,7 @@ export class ShardRunner implements LocalTask {
       if (isBlankLine(raw.text)) continue;
       const req = parseRequest(raw.text);
       if (done.has(req.customId)) continue;
+      if (this.#ctx.opts.prefixAffinity) req.prefixKey = prefixKeyOf(req.body, { url: req.url }) ?? undefined;
       try {
         await slots.acquire(this.batchId, this.#stopTaking.signal, this.project, this.#lease.batch.expiresAt);
       } catch {

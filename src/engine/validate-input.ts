@@ -1,7 +1,10 @@
 import type { BatchError } from '../domain/index.js';
 import { FingerprintSet, isBlankLine, JsonlError, MAX_CUSTOM_ID_LENGTH, readLines, validateRequestLine } from '../jsonl/index.js';
 import type { ShardPlan } from '../store/meta-store.js';
+import { prefixKeyOfLine } from '../upstream/prefix-key.js';
 import type { EngineContext } from './engine-context.js';
+import { PrefixPlan } from './prefix-plan.js';
+import { CustomIdIndexBuilder } from './result-index.js';
 
 export interface ValidationResult {
   total: number;
@@ -10,6 +13,10 @@ export interface ValidationResult {
   errors: BatchError[];
   /** The input cut into shards of `shardSize` request lines (the last one shorter): fixed-size entries, never the lines. */
   shards: ShardPlan[];
+  /** The custom_id of every request, for the custom_id index (engine/result-index.ts), when the input is valid. */
+  customIds: CustomIdIndexBuilder | null;
+  /** Every request's prefix, for grouping the lines by it (engine/prefix-plan.ts), when asked for and the input is valid. */
+  prefixes: PrefixPlan | null;
 }
 
 /** Below this, a batch is not cut finer to spread it over replicas: a shard costs a claim and its segments. */
@@ -30,7 +37,7 @@ export function shardSize(requests: number | null, maxShardLines: number): numbe
  * Uniqueness is checked on 64-bit fingerprints to keep memory flat for million-line files; the
  * rare duplicate they report is confirmed exactly by a second pass over the suspect ids.
  */
-export async function validateInput(ctx: EngineContext, blobKey: string, endpoint: string, signal: AbortSignal, linesPerShard: number): Promise<ValidationResult> {
+export async function validateInput(ctx: EngineContext, blobKey: string, endpoint: string, signal: AbortSignal, linesPerShard: number, expectedRequests: number | null = null): Promise<ValidationResult> {
   const { opts } = ctx;
   const errors: BatchError[] = [];
   const vctx = { endpoint, seenCustomIds: new FingerprintSet(), maxCustomIdLength: MAX_CUSTOM_ID_LENGTH };
@@ -40,6 +47,8 @@ export async function validateInput(ctx: EngineContext, blobKey: string, endpoin
   let lastLine = 0;
   let endOfInput = 0;
   const shards: ShardPlan[] = [];
+  const index = new CustomIdIndexBuilder(expectedRequests, opts.maxRequestsPerBatch);
+  const prefixes = opts.prefixOrder ? new PrefixPlan(Math.min(expectedRequests ?? 1024, opts.maxRequestsPerBatch)) : null;
   // Checked only when at least one upstream answered GET /v1/models (see UpstreamPool.models).
   const served = ctx.upstream.models();
   const stream = ctx.blobs.openRead(blobKey);
@@ -66,6 +75,8 @@ export async function validateInput(ctx: EngineContext, blobKey: string, endpoin
         }
         continue;
       }
+      index.add(total - 1, r.request.customId);
+      prefixes?.add(Buffer.byteLength(raw.text) + 1, prefixKeyOfLine(raw.text, r.request.url));
       if (served !== null && !served.has(r.request.model)) {
         if (errors.length < opts.maxValidationErrors) {
           errors.push({
@@ -103,7 +114,8 @@ export async function validateInput(ctx: EngineContext, blobKey: string, endpoin
   }
   const last = shards.at(-1);
   if (last) last.endByte = endOfInput;
-  return { total, model: model ?? null, errors: errors.slice(0, opts.maxValidationErrors), shards };
+  const valid = errors.length === 0;
+  return { total, model: model ?? null, errors: errors.slice(0, opts.maxValidationErrors), shards, customIds: valid ? index : null, prefixes: valid ? prefixes : null };
 }
 
 /** Exact count of the suspect custom_ids; returns those that really occur more than once. */

@@ -4,6 +4,7 @@ import type {
   BatchRecord,
   BatchStatus,
   FileRecord,
+  InputOrder,
   ListBatchesQuery,
   ListFilesQuery,
   Page,
@@ -219,6 +220,8 @@ export interface TransitionFields {
   insertShards?: ShardPlan[];
   /** Frees the batch lease in the same write. */
   releaseLease?: boolean;
+  /** The shards are ranges of validation's prefix-grouped copy of the input ('prefix'). */
+  inputOrder?: InputOrder;
   /** Queues this event's webhook deliveries (one per matching endpoint of the batch's project) in the same write. */
   webhookEvent?: WebhookEvent;
 }

@@ -18,6 +18,8 @@ export interface PrefixKeyOptions {
   maxChars?: number;
   /** The request's endpoint: only its field is read; other endpoints (embeddings…) give null. Without it, the body's fields decide. */
   url?: string;
+  /** Where the body object starts in the text (a batch input line holding it); default 0. */
+  at?: number;
 }
 
 const DEFAULT_CHARS = 512;
@@ -63,7 +65,7 @@ export function prefixKeyOf(bodyJson: string, opts: PrefixKeyOptions = {}): stri
   const chars = opts.chars ?? DEFAULT_CHARS;
   const maxChars = opts.maxChars ?? DEFAULT_MAX_CHARS;
   const s = bodyJson;
-  if (!top.open(s, skipWs(s, 0))) return null;
+  if (!top.open(s, skipWs(s, opts.at ?? 0))) return null;
   let instructions = -1;
   let input = -1;
   while (top.next()) {
@@ -83,6 +85,20 @@ export function prefixKeyOf(bodyJson: string, opts: PrefixKeyOptions = {}): stri
   }
   if (input < 0 && instructions < 0) return null;
   return messagesKey(s, input, instructions, chars, maxChars);
+}
+
+const line = new Cursor();
+
+/**
+ * The prefix key of a batch input line (`{"custom_id":…,"url":…,"body":{…}}`), read from the
+ * line's own text: its `body` found without parsing the line. Null as prefixKeyOf.
+ */
+export function prefixKeyOfLine(lineJson: string, url: string, opts: Omit<PrefixKeyOptions, 'url' | 'at'> = {}): string | null {
+  if (!line.open(lineJson, skipWs(lineJson, 0))) return null;
+  while (line.next()) {
+    if (line.keyIs('body')) return prefixKeyOf(lineJson, { ...opts, url, at: line.valueStart });
+  }
+  return null;
 }
 
 /**

@@ -586,6 +586,9 @@ export const TEST_ENGINE_OPTIONS: EngineOptions = {
   segmentFlushMs: 50,
   segmentMaxBytes: 1024 * 1024,
   claimIntervalMs: 25,
+  prefixOrder: false,
+  prefixAffinity: false,
+  sendPriority: false,
   retry: { maxAttempts: 3, baseMs: 4, maxMs: 20 },
 };
 

@@ -245,6 +245,21 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX result_segments_reg ON result_segments (batch_id, reg_seq);
     `,
   },
+  {
+    version: 3,
+    name: 'upload completion claim',
+    // As SQLite's migration 7: the completing replica's claim (ms by the database's clock).
+    sql: `
+      ALTER TABLE uploads ADD COLUMN claim_token TEXT;
+      ALTER TABLE uploads ADD COLUMN claim_expires_at BIGINT;
+    `,
+  },
+  {
+    version: 4,
+    name: 'batch input order',
+    // As SQLite's migration 8: the shards are ranges of a copy of the input grouped by prompt prefix.
+    sql: `ALTER TABLE batches ADD COLUMN input_order TEXT NOT NULL DEFAULT 'file';`,
+  },
 ];
 
 /** The session lock every opening store takes before it reads or changes the schema. */

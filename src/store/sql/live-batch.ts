@@ -66,6 +66,7 @@ const BATCH_ROW: Record<keyof BatchRow, null> = {
   lease_owner: null,
   lease_epoch: null,
   lease_expires_at: null,
+  input_order: null,
   in_flight: null,
 };
 
@@ -87,9 +88,11 @@ export function liveBatchColumns(now: string, b = 'b'): string {
 /**
  * Unanswered requests of one project (the queued-requests quota), as column `n`: a running batch's
  * total less its live completed and failed counts; a batch still validating, its input file's lines.
+ * QUEUED_SQL is unfinished, so the live count is the shards' sum (or the stored counts without
+ * shards), read with one correlated subquery per batch: this runs in every quota-checked insert.
  */
 export function queuedRequestsSql(projectParam: string): string {
-  const done = `${liveCounter('b', 'request_completed', 'completed')} - ${liveCounter('b', 'request_failed', 'failed')}`;
+  const done = `COALESCE((SELECT CAST(SUM(qs.completed + qs.failed) AS BIGINT) FROM batch_shards qs WHERE qs.batch_id = b.id), b.request_completed + b.request_failed)`;
   return `SELECT CAST(COALESCE(SUM(CASE WHEN b.request_total > 0 THEN b.request_total - ${done} ELSE COALESCE(f.lines, 0) END), 0) AS BIGINT) AS n
     FROM batches b LEFT JOIN files f ON f.id = b.input_file_id
     WHERE b.project = ${projectParam} AND b.status IN (${QUEUED_SQL})`;

@@ -52,6 +52,7 @@ export interface BatchRow {
   lease_owner: string | null;
   lease_epoch: number;
   lease_expires_at: number | null;
+  input_order: string;
   /** Derived by the live read (not a column): requests in flight over live shard leases. */
   in_flight: number;
 }
@@ -59,7 +60,7 @@ export interface BatchRow {
 /** Named parameters for inserting a file (everything but `seq`). */
 export type FileParams = Omit<FileRow, 'seq'>;
 /** Named parameters for inserting a batch (everything but `seq`, the lease and derived columns). */
-export type BatchParams = Omit<BatchRow, 'seq' | 'lease_owner' | 'lease_epoch' | 'lease_expires_at' | 'in_flight'>;
+export type BatchParams = Omit<BatchRow, 'seq' | 'lease_owner' | 'lease_epoch' | 'lease_expires_at' | 'in_flight' | 'input_order'>;
 
 export function fileToParams(f: FileRecord): FileParams {
   return {
@@ -159,6 +160,8 @@ export function rowToBatch(r: BatchRow): BatchRecord {
     },
     outputExpiresAfter: r.output_expires_after,
     inFlight: r.in_flight ?? 0,
+    // The column only ever holds values written from an InputOrder.
+    inputOrder: r.input_order === 'prefix' ? 'prefix' : 'file',
   };
 }
 

@@ -32,6 +32,8 @@ export interface TransitionParams {
   reasoning_tokens: number;
   total_tokens: number;
   release_lease: number;
+  set_input_order: number;
+  input_order: string | null;
   fence_owner: string | null;
   fence_epoch: number | null;
 }
@@ -57,6 +59,8 @@ export function transitionParams(id: string, to: BatchStatus, at: number, f: Tra
     set_usage: flag(f.usage),
     ...usageParams(f.usage ?? { inputTokens: 0, cachedTokens: 0, outputTokens: 0, reasoningTokens: 0, totalTokens: 0 }),
     release_lease: f.releaseLease === true ? 1 : 0,
+    set_input_order: flag(f.inputOrder),
+    input_order: f.inputOrder ?? null,
     fence_owner: fence?.owner ?? null,
     fence_epoch: fence?.epoch ?? null,
   };
@@ -90,6 +94,7 @@ export function transitionSetSql(): string {
     keep('output_file_id', 'set_output_file_id'),
     keep('error_file_id', 'set_error_file_id'),
     keep('model', 'set_model'),
+    keep('input_order', 'set_input_order'),
     ...REQUEST_COUNT_COLUMNS.map((c) => keep(c, 'set_counts')),
     ...USAGE_COLUMNS.map((c) => keep(c, 'set_usage')),
     'lease_owner = CASE WHEN @release_lease = 1 THEN NULL ELSE lease_owner END',

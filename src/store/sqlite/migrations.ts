@@ -290,6 +290,24 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX result_segments_reg ON result_segments (batch_id, reg_seq);
     `,
   },
+  {
+    version: 7,
+    name: 'upload completion claim',
+    // Completing an upload streams every part through the line checker, which takes a while for
+    // gigabytes: the replica doing it holds a claim (ms by the store's clock, renewed while it
+    // streams) so the upload neither expires nor gets completed twice meanwhile.
+    sql: `
+      ALTER TABLE uploads ADD COLUMN claim_token TEXT;
+      ALTER TABLE uploads ADD COLUMN claim_expires_at INTEGER;
+    `,
+  },
+  {
+    version: 8,
+    name: 'batch input order',
+    // 'prefix': validation found that the input's lines share prompt prefixes and wrote a copy of
+    // it grouped by prefix (engine/prefix-plan.ts); the shards are ranges of that copy.
+    sql: `ALTER TABLE batches ADD COLUMN input_order TEXT NOT NULL DEFAULT 'file';`,
+  },
 ];
 
 /**
