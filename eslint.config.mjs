@@ -10,12 +10,14 @@ const layers = {
   upstream: ['domain'],
   mock: ['domain'],
   analytics: ['store', 'domain'],
+  // The webhook outbox's sender: reads and records deliveries through the store, signs and POSTs them.
+  webhooks: ['store', 'domain'],
   engine: ['upstream', 'store', 'jsonl', 'analytics', 'domain'],
-  api: ['engine', 'store', 'analytics', 'jsonl', 'upstream', 'domain'],
-  runtime: ['api', 'engine', 'store', 'analytics', 'jsonl', 'upstream', 'domain'],
-  cli: ['runtime', 'api', 'engine', 'store', 'analytics', 'jsonl', 'upstream', 'mock', 'domain'],
+  api: ['engine', 'webhooks', 'store', 'analytics', 'jsonl', 'upstream', 'domain'],
+  runtime: ['api', 'engine', 'webhooks', 'store', 'analytics', 'jsonl', 'upstream', 'domain'],
+  cli: ['runtime', 'api', 'engine', 'webhooks', 'store', 'analytics', 'jsonl', 'upstream', 'mock', 'domain'],
 };
-const all = ['domain', 'jsonl', 'store', 'upstream', 'mock', 'analytics', 'engine', 'api', 'runtime', 'cli'];
+const all = ['domain', 'jsonl', 'store', 'upstream', 'mock', 'analytics', 'webhooks', 'engine', 'api', 'runtime', 'cli'];
 // The store implementations are chosen in one place (src/runtime/open-stores.ts): everything
 // else sees the MetaStore and BlobStore interfaces only.
 const concreteStores = {

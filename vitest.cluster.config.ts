@@ -21,9 +21,13 @@ export default defineConfig({
       'test/dashboard/browser.test.ts',
     ],
     env: { BESH_TEST_CLUSTER: '2' },
+    globalSetup: ['test/global-setup.ts'],
     testTimeout: 60_000,
     hookTimeout: 60_000,
     pool: 'forks',
+    // Most files wait on child processes and timers: two at once halve the wall time on 2 cores.
+    maxWorkers: 2,
+    minWorkers: 2,
     reporters: ['default'],
   },
 });

@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { isAbsolute, resolve } from 'node:path';
 
 import { z } from 'zod';
@@ -44,6 +45,14 @@ export interface Config {
   readonly segmentMaxBytes: number;
   /** How often each replica looks for work when nothing wakes it sooner (BESH_CLAIM_INTERVAL_MS). */
   readonly claimIntervalMs: number;
+  /** Share of each inference server BESH leaves to other (interactive) clients, 0..0.9 (BESH_UPSTREAM_HEADROOM). */
+  readonly upstreamHeadroom: number;
+  /** Dispatch a batch's lines grouped by their shared prompt prefix (BESH_PREFIX_ORDER). */
+  readonly prefixOrder: boolean;
+  /** Send requests sharing a prefix to the same upstream (BESH_PREFIX_AFFINITY). */
+  readonly prefixAffinity: boolean;
+  /** Upstreams run with vLLM's --scheduling-policy priority: they get a priority from each batch's deadline (BESH_PRIORITY_UPSTREAMS). */
+  readonly priorityUpstreams: readonly string[];
   /** OPENAI_API_BASE as given (normalised): one URL or a comma-separated list. */
   readonly upstreamBase: string;
   /** Each upstream base URL, in order. */
@@ -90,6 +99,21 @@ export interface Config {
     readonly maxQueuedRequests: number | null;
   };
   readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  /** Webhook deliveries (docs/webhooks.md). */
+  readonly webhooks: {
+    /** BESH_WEBHOOK_ALLOW_HOSTS: host names, IPs and CIDRs allowed although private (loopback, RFC 1918, …). */
+    readonly allowHosts: readonly string[];
+    /** BESH_WEBHOOK_RETRY_SCHEDULE: when each retry is due, in ms after the first attempt (increasing). */
+    readonly retryScheduleMs: readonly number[];
+    /** BESH_WEBHOOK_TIMEOUT_MS: deadline of one attempt (connect, headers and body). */
+    readonly timeoutMs: number;
+    /** BESH_WEBHOOK_POLL_MS: how often each replica looks for due deliveries when nothing wakes it sooner. */
+    readonly pollMs: number;
+  };
+  /** Largest file sent through the Uploads API, declared and after gzip decoding (BESH_MAX_UPLOAD_BYTES). */
+  readonly maxUploadBytes: number;
+  /** Lifetime of an upload not completed, in seconds (BESH_UPLOAD_TTL); its parts are removed then. */
+  readonly uploadTtlSeconds: number;
 }
 
 export const CORE_ENDPOINTS = ['/v1/chat/completions', '/v1/completions', '/v1/embeddings', '/v1/responses'] as const;
@@ -125,6 +149,40 @@ const duration = (fallback: string) => z
   });
 
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+const onOff = (fallback: boolean) =>
+  z
+    .enum(['on', 'off', 'true', 'false', '1', '0'], { error: 'must be on or off' })
+    .default(fallback ? 'on' : 'off')
+    .transform((v) => v === 'on' || v === 'true' || v === '1');
+
+/** The Standard Webhooks retry schedule: each retry's time after the first (immediate) attempt. */
+export const STANDARD_WEBHOOK_SCHEDULE = '5s,5m,30m,2h,5h,10h,14h,20h,24h';
+const MS_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+/** A comma-separated list of strictly increasing durations (`250ms`, `5s`, `5m`, `2h`, `1d`), compiled to ms. */
+const msSchedule = (fallback: string) => z
+  .string()
+  .default(fallback)
+  .transform((s, ctx) => {
+    const out: number[] = [];
+    for (const part of s.split(',').map((x) => x.trim().toLowerCase()).filter(Boolean)) {
+      const m = /^(\d+)\s*(ms|s|m|h|d)$/.exec(part);
+      const ms = m ? Number(m[1]) * (MS_UNITS[m[2]!] ?? 1) : NaN;
+      if (!Number.isSafeInteger(ms) || ms <= (out.at(-1) ?? 0) || ms > 7 * 86_400_000 || out.length >= 30) {
+        ctx.addIssue({ code: 'custom', message: "must be up to 30 increasing durations after the first attempt, like '5s,5m,30m,2h' (units ms, s, m, h, d; at most 7d)" });
+        return z.NEVER;
+      }
+      out.push(ms);
+    }
+    return out;
+  });
+/** A host name (letters, digits, `-`, `_`, dots), an IP address, or a CIDR whose prefix fits its family. */
+const HOST_NAME = /^[a-z0-9_](?:[a-z0-9_-]{0,62})(?:\.[a-z0-9_](?:[a-z0-9_-]{0,62}))*\.?$/;
+function isHostOrCidr(entry: string): boolean {
+  const [addr = '', prefix, ...rest] = entry.split('/');
+  const family = isIP(addr);
+  if (prefix === undefined) return family !== 0 || (HOST_NAME.test(entry) && !/^[\d.]+$/.test(entry));
+  return rest.length === 0 && family !== 0 && /^\d{1,3}$/.test(prefix) && Number(prefix) <= (family === 4 ? 32 : 128);
+}
 const endpointPath = z.string().regex(/^\/v1\/[a-z0-9_/-]+$/, 'must look like /v1/something');
 
 /** Each variable, its schema and default. The key is the environment variable name. */
@@ -150,6 +208,14 @@ const schema = {
   BESH_SEGMENT_FLUSH_MS: int(10, 60_000).default(1000),
   BESH_SEGMENT_MAX_BYTES: int(64 * 1024, 1024 * 1024 * 1024).default(8 * 1024 * 1024),
   BESH_CLAIM_INTERVAL_MS: int(10, 60_000).default(500),
+  BESH_UPSTREAM_HEADROOM: z.coerce.number().min(0).max(0.9).default(0),
+  BESH_PREFIX_ORDER: onOff(true),
+  BESH_PREFIX_AFFINITY: onOff(true),
+  BESH_PRIORITY_UPSTREAMS: z
+    .string()
+    .default('')
+    .transform((s) => s.split(',').map((x) => x.trim()).filter(Boolean))
+    .pipe(z.array(z.url({ protocol: /^https?$/ }).transform((u) => u.replace(/\/+$/, '')))),
   OPENAI_API_BASE: z
     .string()
     .default('http://localhost:8000/v1')
@@ -192,6 +258,16 @@ const schema = {
   BESH_PROJECT_MAX_ACTIVE_BATCHES: int(0, 1_000_000).default(0),
   BESH_PROJECT_MAX_QUEUED_REQUESTS: int(0, Number.MAX_SAFE_INTEGER).default(0),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  BESH_WEBHOOK_ALLOW_HOSTS: z
+    .string()
+    .default('')
+    .transform((s) => s.split(',').map((x) => x.trim().toLowerCase().replace(/^\[(.*)\]$/, '$1')).filter(Boolean))
+    .pipe(z.array(z.string().max(255).refine(isHostOrCidr, 'must be host names, IP addresses or CIDRs (like 10.0.0.0/8), comma-separated'))),
+  BESH_WEBHOOK_RETRY_SCHEDULE: msSchedule(STANDARD_WEBHOOK_SCHEDULE),
+  BESH_WEBHOOK_TIMEOUT_MS: int(100, 300_000).default(10_000),
+  BESH_WEBHOOK_POLL_MS: int(10, 60_000).default(1000),
+  BESH_MAX_UPLOAD_BYTES: int(1, Number.MAX_SAFE_INTEGER).default(8 * 1024 * 1024 * 1024),
+  BESH_UPLOAD_TTL: duration('1h'),
 } as const;
 
 export type ConfigVariable = keyof typeof schema;
@@ -218,6 +294,7 @@ export function parseConfig(env: Readonly<Record<string, string | undefined>>, c
   if (v.BESH_PROGRESS_FLUSH_MS * 3 > v.BESH_LEASE_TTL_MS) {
     throw new ConfigError('BESH_LEASE_TTL_MS', `must be at least 3 × BESH_PROGRESS_FLUSH_MS (${v.BESH_PROGRESS_FLUSH_MS} ms, the heartbeat)`);
   }
+  if (v.BESH_UPLOAD_TTL === null) throw new ConfigError('BESH_UPLOAD_TTL', "must be a duration like '1h' or '90m': an upload not completed always expires");
   const dataDir = isAbsolute(v.BESH_DATA_DIR) ? v.BESH_DATA_DIR : resolve(cwd, v.BESH_DATA_DIR);
   return Object.freeze({
     host: v.HOST,
@@ -236,6 +313,10 @@ export function parseConfig(env: Readonly<Record<string, string | undefined>>, c
     segmentFlushMs: v.BESH_SEGMENT_FLUSH_MS,
     segmentMaxBytes: v.BESH_SEGMENT_MAX_BYTES,
     claimIntervalMs: v.BESH_CLAIM_INTERVAL_MS,
+    upstreamHeadroom: v.BESH_UPSTREAM_HEADROOM,
+    prefixOrder: v.BESH_PREFIX_ORDER,
+    prefixAffinity: v.BESH_PREFIX_AFFINITY,
+    priorityUpstreams: Object.freeze([...v.BESH_PRIORITY_UPSTREAMS]),
     upstreamBase: v.OPENAI_API_BASE.join(','),
     upstreamBases: Object.freeze([...v.OPENAI_API_BASE]),
     upstreamApiKey: v.OPENAI_API_KEY ?? null,
@@ -271,6 +352,14 @@ export function parseConfig(env: Readonly<Record<string, string | undefined>>, c
       maxQueuedRequests: v.BESH_PROJECT_MAX_QUEUED_REQUESTS || null,
     }),
     logLevel: v.LOG_LEVEL,
+    webhooks: Object.freeze({
+      allowHosts: Object.freeze([...v.BESH_WEBHOOK_ALLOW_HOSTS]),
+      retryScheduleMs: Object.freeze([...v.BESH_WEBHOOK_RETRY_SCHEDULE]),
+      timeoutMs: v.BESH_WEBHOOK_TIMEOUT_MS,
+      pollMs: v.BESH_WEBHOOK_POLL_MS,
+    }),
+    maxUploadBytes: v.BESH_MAX_UPLOAD_BYTES,
+    uploadTtlSeconds: v.BESH_UPLOAD_TTL,
   });
 }
 

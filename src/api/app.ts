@@ -20,8 +20,8 @@ import { resultsRoutes } from './results-routes.js';
 import { HELMET_OPTIONS, setSecurityHeaders } from './security-headers.js';
 import { staticWeb } from './static-web.js';
 import { statusRoutes } from './status-routes.js';
-import { webhooksRoutes } from './webhooks-routes.js';
 import { uploadsRoutes } from './uploads-routes.js';
+import { webhooksRoutes } from './webhooks-routes.js';
 
 const JSON_BODY_LIMIT = 1024 * 1024;
 const INCOMING_REQUEST_ID = /^[A-Za-z0-9._:-]{8,128}$/;

@@ -8,9 +8,11 @@ import { keysCommand } from './keys-command.js';
 import { listCommand } from './list-command.js';
 import { mockCommand } from './mock-command.js';
 import { projectsCommand } from './projects-command.js';
+import { resultsCommand } from './results-command.js';
 import { serveCommand } from './serve-command.js';
 import { statusCommand } from './status-command.js';
 import { submitCommand } from './submit-command.js';
+import { webhooksCommand } from './webhooks-command.js';
 
 const program = new Command()
   .name('besh')
@@ -22,11 +24,13 @@ program.addCommand(serveCommand());
 program.addCommand(mockCommand());
 program.addCommand(submitCommand());
 program.addCommand(statusCommand());
+program.addCommand(resultsCommand());
 program.addCommand(listCommand());
 program.addCommand(cancelCommand());
 program.addCommand(deleteCommand());
 program.addCommand(filesCommand());
 program.addCommand(keysCommand());
 program.addCommand(projectsCommand());
+program.addCommand(webhooksCommand());
 
 await program.parseAsync(process.argv);

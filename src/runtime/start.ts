@@ -10,7 +10,9 @@ import { type Config, CORE_ENDPOINTS } from '../config.js';
 import { Engine } from '../engine/engine.js';
 import type { EngineOptions } from '../engine/engine-context.js';
 import { FileSweeper } from '../engine/file-sweeper.js';
+import { UploadSweeper } from '../engine/upload-sweeper.js';
 import { UpstreamPool } from '../upstream/upstream-pool.js';
+import { DestinationPolicy, WebhookWorker } from '../webhooks/index.js';
 import { describeStores, openBlobStore, openMetaStore } from './open-stores.js';
 import { replicaIdentity } from './replica-identity.js';
 
@@ -42,6 +44,9 @@ export function engineOptions(config: Config): EngineOptions {
     segmentFlushMs: config.segmentFlushMs,
     segmentMaxBytes: config.segmentMaxBytes,
     claimIntervalMs: config.claimIntervalMs,
+    prefixOrder: config.prefixOrder,
+    prefixAffinity: config.prefixAffinity && config.upstreamBases.length > 1,
+    sendPriority: config.priorityUpstreams.length > 0,
     retry: { maxAttempts: config.maxAttempts, baseMs: config.retryBaseMs, maxMs: config.retryMaxMs },
   };
 }
@@ -66,6 +71,9 @@ export async function startRuntime(config: Config, log: PinoLogger, webDir: stri
     healthIntervalMs: config.healthIntervalMs,
     ejectAfterFailures: config.ejectAfterFailures,
     modelsRefreshMs: config.modelsRefreshMs,
+    headroom: config.upstreamHeadroom,
+    prefixAffinity: config.prefixAffinity,
+    priorityUpstreams: new Set(config.priorityUpstreams),
     log,
   });
   // Health and models first, so the first batch is validated against the models served.
@@ -80,8 +88,21 @@ export async function startRuntime(config: Config, log: PinoLogger, webDir: stri
   const app = await buildApp({ ...deps, metrics }, log);
   const inFlight = trackInFlight(app);
   const sweeper = new FileSweeper({ store, blobs, log, intervalMs: config.sweepIntervalMs, onDeleted: (f) => metrics.fileExpired(f.purpose) });
+  const uploadSweeper = new UploadSweeper({ store, blobs, log, intervalMs: config.sweepIntervalMs });
+  // The webhook outbox, sent by every replica (each delivery under a lease: one sender per attempt).
+  const webhooks = new WebhookWorker({
+    store,
+    owner: replica.id,
+    log,
+    policy: new DestinationPolicy(config.webhooks.allowHosts),
+    retryScheduleMs: config.webhooks.retryScheduleMs,
+    timeoutMs: config.webhooks.timeoutMs,
+    pollMs: config.webhooks.pollMs,
+  });
   await engine.start();
+  webhooks.start();
   sweeper.start();
+  uploadSweeper.start();
   const address = await app.listen({ host: config.host, port: config.port });
   if ((await auth.mode()) === 'open') {
     log.warn(
@@ -109,6 +130,9 @@ export async function startRuntime(config: Config, log: PinoLogger, webDir: stri
     (closing ??= (async () => {
       log.info({}, 'shutting down: settling in-flight requests');
       await sweeper.stop();
+      await uploadSweeper.stop();
+      // Attempts in flight get their grace; the rest stay queued (the outbox is durable).
+      await webhooks.stop(Math.min(config.shutdownGraceMs, config.webhooks.timeoutMs));
       await engine.stop();
       await closeHttp(app, inFlight, config.shutdownGraceMs);
       await upstream.close();

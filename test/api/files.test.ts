@@ -381,8 +381,9 @@ describe('retrieve, content, delete', () => {
     const del = await client.files.delete(id);
     expect(del).toEqual({ id, object: 'file', deleted: true });
     expect((await storedBlobs(besh))).not.toContain(`${id}.jsonl`);
-    for (const p of [client.files.retrieve(id), client.files.content(id), client.files.delete(id)]) {
-      const err = await rejects(p, OpenAI.NotFoundError, 404);
+    // One call at a time: a promise rejecting before it is awaited would be an unhandled rejection.
+    for (const call of [() => client.files.retrieve(id), () => client.files.content(id), () => client.files.delete(id)]) {
+      const err = await rejects(call(), OpenAI.NotFoundError, 404);
       expect(err.message).toContain(id);
       expect(err.type).toBe('invalid_request_error');
     }

@@ -126,11 +126,12 @@ describe('file expiry', () => {
 
     // Finished: its input, then its error file (2 s TTL), go at the next sweeps.
     const deadline = Date.now() + 5000;
-    while ((blobExists(besh, busy) || existsSync(join(besh.dataDir, 'batches', batch.id))) && Date.now() < deadline) await sleep(100);
+    const errorBlob = join(besh.dataDir, 'batches', batch.id, 'errors.jsonl');
+    while ((blobExists(besh, busy) || existsSync(errorBlob)) && Date.now() < deadline) await sleep(100);
     await expect(c.files.retrieve(busy)).rejects.toMatchObject({ status: 404 });
     await expect(c.files.retrieve(done.error_file_id!)).rejects.toMatchObject({ status: 404 });
     expect(blobExists(besh, busy)).toBe(false);
-    expect(existsSync(join(besh.dataDir, 'batches', batch.id))).toBe(false);
+    expect(existsSync(errorBlob)).toBe(false);
     // The batch itself stays (OpenAI keeps it and its file ids).
     expect((await c.batches.retrieve(batch.id)).error_file_id).toBe(done.error_file_id);
   });
