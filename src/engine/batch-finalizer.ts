@@ -1,6 +1,6 @@
 import { type BatchRecord, type BatchStatus, emptyUsage, type FileRecord, newFileId, nowSeconds, type RequestCounts } from '../domain/index.js';
 import { addUsage, scanResultLines } from '../jsonl/index.js';
-import { groupedInputKey, resultFileKey, type ResultKind } from '../store/blob-keys.js';
+import { groupedInputKey, resultFileKey, type ResultKind, segmentsPrefix } from '../store/blob-keys.js';
 import type { BatchLease, LeaseFence, SegmentRecord } from '../store/meta-store.js';
 import { beginFinalizing, failBatch, finishBatch } from './batch-verbs.js';
 import type { EngineContext } from './engine-context.js';
@@ -175,7 +175,8 @@ export class BatchFinalizer implements LocalTask {
   async #dropSegments(segments: readonly SegmentRecord[]): Promise<void> {
     const { blobs, store, log } = this.#ctx;
     try {
-      for (const seg of segments) await blobs.delete(seg.blobKey);
+      // One listing and batched deletes (S3), not a request per segment.
+      if (segments.length > 0) await blobs.deletePrefix(segmentsPrefix(this.batchId));
       await store.deleteSegments(this.batchId);
       await blobs.delete(groupedInputKey(this.batchId));
     } catch (err) {

@@ -61,9 +61,12 @@ export class BatchValidator implements LocalTask {
         ]);
         return;
       }
+      // Shards sized for the replicas alive now (more may join: they share what is left).
+      const replicas = (await this.#ctx.store.listReplicas(this.#ctx.opts.leaseTtlMs)).length;
+      const linesPerShard = shardSize(input.lines, this.#ctx.opts.shardLines, replicas);
       let result;
       try {
-        result = await validateInput(this.#ctx, input.blobKey, batch.endpoint, this.#abort.signal, shardSize(input.lines, this.#ctx.opts.shardLines), input.lines);
+        result = await validateInput(this.#ctx, input.blobKey, batch.endpoint, this.#abort.signal, linesPerShard, input.lines);
       } catch (err) {
         if (this.#stopReason) return await this.#stopped();
         throw err;
@@ -73,7 +76,6 @@ export class BatchValidator implements LocalTask {
         await failValidation(this.#ctx, this.#fence, result.errors, result.total);
         return;
       }
-      const linesPerShard = shardSize(input.lines, this.#ctx.opts.shardLines);
       let grouped = null;
       try {
         grouped = result.prefixes?.worthIt() ? await this.#groupByPrefix(input.blobKey, result.prefixes, linesPerShard) : null;

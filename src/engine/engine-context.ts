@@ -27,7 +27,7 @@ export interface EngineOptions {
   heartbeatMs: number;
   /** A lease not renewed for this long may be taken over by another replica. */
   leaseTtlMs: number;
-  /** Most request lines in one shard (a large batch is cut into at least ~64, so replicas share its end evenly). */
+  /** Most request lines in one shard (a large batch is cut into at least 16 per live replica, so they end it together). */
   shardLines: number;
   /** Where appends are not durable at once (S3): a segment is sealed at least this often... */
   segmentFlushMs: number;

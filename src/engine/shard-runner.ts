@@ -101,7 +101,12 @@ export class ShardRunner implements LocalTask {
     this.done = this.#run();
   }
 
-  /** Every line is in flight or answered: the engine may start the batch's next shard. */
+  /**
+   * Half the shard sent, or fewer lines left than twice this replica's worker slots: the engine may
+   * start the batch's next shard now, so that its start (a claim, a resume scan, the first bytes
+   * of its range, round trips to PostgreSQL and S3 in a cluster) overlaps the end of this one and
+   * no slot idles in between. A batch thus has at most two shards running per replica.
+   */
   get tail(): boolean {
     return this.#tail;
   }
@@ -146,8 +151,10 @@ export class ShardRunner implements LocalTask {
       if (batch.status === 'cancelling') this.stop('cancel');
       if (batch.expiresAt <= nowSeconds()) this.stop('expire');
       if (this.#stopReason === null) await this.#sendAll(inputKey, resume.done);
-      this.#tail = true;
-      if (this.#stopReason === null) this.#hooks.onTail();
+      if (!this.#tail && this.#stopReason === null) {
+        this.#tail = true;
+        this.#hooks.onTail();
+      }
       await this.#settled();
       if (this.#graceTimer) clearTimeout(this.#graceTimer);
       if (this.#fatal !== null) throw new ShardFault(coerceError(this.#fatal).message, this.#fatal);
@@ -164,9 +171,14 @@ export class ShardRunner implements LocalTask {
 
   async #sendAll(inputKey: string, done: Set<string>): Promise<void> {
     const { slots } = this.#ctx;
+    let seen = 0;
     for await (const raw of this.#lines(inputKey)) {
       if (this.#stopReason) break;
       if (isBlankLine(raw.text)) continue;
+      if (!this.#tail && this.#lease.requests - ++seen < Math.max(2 * slots.capacity, this.#lease.requests / 2)) {
+        this.#tail = true;
+        this.#hooks.onTail();
+      }
       const req = parseRequest(raw.text);
       if (done.has(req.customId)) continue;
       if (this.#ctx.opts.prefixAffinity) req.prefixKey = prefixKeyOf(req.body, { url: req.url }) ?? undefined;

@@ -21,13 +21,18 @@ export interface ValidationResult {
 
 /** Below this, a batch is not cut finer to spread it over replicas: a shard costs a claim and its segments. */
 const MIN_SHARD_LINES = 100;
-/** A batch large enough is cut into at least this many shards, so several replicas share it evenly. */
-const TARGET_SHARDS = 64;
+/**
+ * A batch large enough is cut into at least this many shards per live replica, so that the
+ * replicas end it together (the last shard of one is short next to the run), while each shard's
+ * fixed cost (a claim, round trips, its segments in the store and the bucket) stays small.
+ */
+const SHARDS_PER_REPLICA = 16;
 
-/** Request lines per shard for a file of `requests` lines (unknown: the most allowed). */
-export function shardSize(requests: number | null, maxShardLines: number): number {
+/** Request lines per shard for a file of `requests` lines (unknown: the most allowed), on `replicas` live replicas. */
+export function shardSize(requests: number | null, maxShardLines: number, replicas = 1): number {
   if (requests === null) return maxShardLines;
-  return Math.max(1, Math.min(maxShardLines, Math.max(MIN_SHARD_LINES, Math.ceil(requests / TARGET_SHARDS))));
+  const target = SHARDS_PER_REPLICA * Math.max(1, replicas);
+  return Math.max(1, Math.min(maxShardLines, Math.max(MIN_SHARD_LINES, Math.ceil(requests / target))));
 }
 
 /**

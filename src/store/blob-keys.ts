@@ -29,9 +29,11 @@ export const customIdIndexKey = (batchId: string): string => `${batchPrefix(batc
 /** Where each shard's lines lie in the composed output/error files (engine/result-map.ts). */
 export const resultMapKey = (batchId: string): string => `${batchPrefix(batchId)}results-map.json`;
 
+export const segmentsPrefix = (batchId: string): string => `${batchPrefix(batchId)}segments/`;
+
 /** Zero-padded so that a listing in key order is the order of shards, epochs and sequence numbers. */
 export const segmentKey = (batchId: string, kind: ResultKind, shardNo: number, epoch: number, seq: number): string =>
-  `${batchPrefix(batchId)}segments/${kind}-${pad(shardNo, 6)}-${pad(epoch, 6)}-${pad(seq, 6)}.jsonl`;
+  `${segmentsPrefix(batchId)}${kind}-${pad(shardNo, 6)}-${pad(epoch, 6)}-${pad(seq, 6)}.jsonl`;
 
 const pad = (n: number, width: number): string => String(n).padStart(width, '0');
 
