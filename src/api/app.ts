@@ -115,6 +115,6 @@ export async function buildApp(deps: AppDeps, logger: FastifyServerOptions['logg
   webhooksRoutes(app, deps);
   statusRoutes(app, deps); // before batchesRoutes: /v1/batches/status is not a batch id
   resultsRoutes(app, deps); // GET /v1/batches/:id/results, before /v1/batches/:id
-  batchesRoutes(app, deps);
+  batchesRoutes(app, deps, dashboard.rates);
   return app;
 }

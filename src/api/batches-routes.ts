@@ -1,5 +1,6 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 
+import type { ThroughputTracker } from '../analytics/index.js';
 import { CORE_ENDPOINTS } from '../config.js';
 import { batchNotFound, type BatchRecord, fileNotFound, InvalidRequestError, isWellFormedId, newBatch, nowSeconds, QuotaExceededError } from '../domain/index.js';
 import type { AppDeps } from './app-deps.js';
@@ -10,12 +11,12 @@ import { limitsOf, listScope, projectHeader, projectOf, visible } from './tenanc
 
 type IdParams = { Params: { id: string } };
 
-export function batchesRoutes(app: FastifyInstance, deps: AppDeps): void {
+export function batchesRoutes(app: FastifyInstance, deps: AppDeps, rates: ThroughputTracker): void {
   const { store, engine, config } = deps;
   const endpoints = [...CORE_ENDPOINTS, ...config.extraEndpoints];
 
   /** The batch as the store reads it (live counters over every replica's shards) with its queue position. */
-  const present = async (b: BatchRecord): Promise<Record<string, unknown>> => presentBatch(b, await queuePositions(deps));
+  const present = async (b: BatchRecord): Promise<Record<string, unknown>> => presentBatch(b, await queuePositions(deps), rates);
 
   const getBatchOr404 = async (req: FastifyRequest, id: string): Promise<BatchRecord> => {
     const b = isWellFormedId(id) ? await store.getBatch(id) : null;
@@ -70,7 +71,7 @@ export function batchesRoutes(app: FastifyInstance, deps: AppDeps): void {
   app.get<{ Querystring: Record<string, string | undefined> }>('/v1/batches', async (req) => {
     const page = await store.listBatches({ project: listScope(req, req.query.project), limit: parseLimit(req.query.limit, 20, 100), after: parseAfter(req.query.after, 'batch_') });
     const positions = await queuePositions(deps);
-    return listEnvelope(page.data.map((b) => presentBatch(b, positions)), page.hasMore);
+    return listEnvelope(page.data.map((b) => presentBatch(b, positions, rates)), page.hasMore);
   });
 
   app.get<IdParams>('/v1/batches/:id', async (req) => present(await getBatchOr404(req, req.params.id)));

@@ -1,5 +1,7 @@
+import type { ThroughputTracker } from '../analytics/index.js';
 import { type BatchRecord, RUNNING_STATUSES, serializeBatch } from '../domain/index.js';
 import type { AppDeps } from './app-deps.js';
+import { deadlineView } from './batch-deadline.js';
 
 /** A replica that heartbeat within this many lease TTLs is shown as alive. */
 const ALIVE_TTLS = 1;
@@ -13,9 +15,12 @@ export async function queuePositions(deps: Pick<AppDeps, 'store'>): Promise<Map<
   return new Map(queue.map((q, i) => [q.id, i + 1]));
 }
 
-/** A batch as the API shows it: OpenAI's object (live counters from the store) plus queue_position and in_flight. */
-export function presentBatch(b: BatchRecord, positions: ReadonlyMap<string, number>): Record<string, unknown> {
-  return serializeBatch(b, { queuePosition: positions.get(b.id) ?? null, inFlight: b.inFlight });
+/**
+ * A batch as the API shows it: OpenAI's object (live counters from the store) plus queue_position,
+ * in_flight and, with the measured rates, expected_completion_at and deadline_at_risk.
+ */
+export function presentBatch(b: BatchRecord, positions: ReadonlyMap<string, number>, rates?: ThroughputTracker): Record<string, unknown> {
+  return { ...serializeBatch(b, { queuePosition: positions.get(b.id) ?? null, inFlight: b.inFlight }), ...(rates ? deadlineView(b, rates) : {}) };
 }
 
 export interface ClusterTotals {

@@ -4,7 +4,7 @@ import { presentBatch } from './cluster-view.js';
 
 /** A batch as the dashboard shows it: the OpenAI object (live counters) plus rates and totals. */
 export function dashboardBatch(b: BatchRecord, state: DashboardState, positions: ReadonlyMap<string, number>): Record<string, unknown> {
-  const base = presentBatch(b, positions);
+  const base = presentBatch(b, positions, state.rates);
   const { total, completed, failed } = b.requestCounts;
   const done = completed + failed;
   const running = finishedAt(b) === null;

@@ -7,6 +7,7 @@ import type { StoreEvent } from '../store/meta-store.js';
 import type { DashboardState } from './analytics-wiring.js';
 import type { AppDeps } from './app-deps.js';
 import type { KeyAuthority } from './auth.js';
+import { deadlineView } from './batch-deadline.js';
 import { engineView, queuePositions } from './cluster-view.js';
 import { dashboardBatch } from './dashboard-view.js';
 import { listScope } from './tenancy.js';
@@ -87,6 +88,7 @@ export function eventsRoute(app: FastifyInstance, deps: AppDeps, state: Dashboar
           error_rate: done > 0 ? c.failed / done : 0,
           requests_per_second: Math.round(rate.requestsPerSecond * 100) / 100,
           eta_seconds: rate.etaSeconds,
+          ...deadlineView(b, state.rates),
         });
       }
     };

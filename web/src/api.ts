@@ -32,6 +32,8 @@ export interface DashBatch {
   error_rate: number;
   requests_per_second: number;
   eta_seconds: number | null;
+  /** At the current rate it would finish after expires_at (servers before it did not send it). */
+  deadline_at_risk?: boolean;
   elapsed_seconds: number;
   input_tokens: number;
   output_tokens: number;
@@ -49,6 +51,7 @@ export interface Progress {
   error_rate: number;
   requests_per_second: number;
   eta_seconds: number | null;
+  deadline_at_risk?: boolean;
 }
 
 export interface EngineView {

@@ -27,6 +27,12 @@ function progressCell(b: Pick<DashBatch, 'request_counts' | 'progress'>): HTMLEl
   );
 }
 
+/** The ETA, flagged when at the current rate the batch would finish after its deadline. */
+function etaCell(eta: number | null, atRisk: boolean): HTMLElement {
+  if (!atRisk) return h('td', { class: 'eta' }, eta === null ? '–' : duration(eta));
+  return h('td', { class: 'eta at-risk', title: 'at its current rate this batch finishes after its deadline (expires_at)' }, `${duration(eta)} ⚠ past deadline`);
+}
+
 function fileButton(kind: 'output' | 'errors', fileId: string, name: string, act: RowActions): HTMLButtonElement {
   const btn = h('button', { type: 'button', class: `btn ${kind}`, 'data-file-id': fileId, title: `download ${name}` }, kind);
   btn.addEventListener('click', () => act.download(fileId, name, btn));
@@ -57,7 +63,7 @@ export function batchRow(b: DashBatch, act: RowActions, showProject = false): HT
     h('td', {}, h('span', { class: `status ${b.status}` }, b.status + queued)),
     progressCell(b),
     h('td', { class: 'rps' }, ACTIVE.has(b.status) ? num(b.requests_per_second) : '–'),
-    h('td', { class: 'eta' }, ACTIVE.has(b.status) ? duration(b.eta_seconds) : '–'),
+    etaCell(ACTIVE.has(b.status) ? b.eta_seconds : null, ACTIVE.has(b.status) && b.deadline_at_risk === true),
     h('td', {}, dateTime(b.created_at)),
     h('td', {}, duration(b.elapsed_seconds)),
     h('td', { class: 'err' }, percent(b.error_rate)),
@@ -76,7 +82,7 @@ export function applyProgress(tbody: HTMLElement, p: Progress): void {
     if (td) td.textContent = text;
   };
   set('rps', num(p.requests_per_second));
-  set('eta', duration(p.eta_seconds));
+  row.querySelector('td.eta')?.replaceWith(etaCell(p.eta_seconds, p.deadline_at_risk === true));
   set('err', percent(p.error_rate));
   set('tokens', `${num(p.input_tokens)} / ${num(p.output_tokens)}`);
 }
