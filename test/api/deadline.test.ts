@@ -13,8 +13,8 @@ describe('deadline_at_risk', () => {
   it('flags a batch that cannot finish before its window ends, not one that will', async () => {
     const { client, besh } = await setup({ latencyMs: 200 });
     // 2 workers × 200 ms: 10 requests/s; 200 lines need ~20 s, the window is 8 s.
-    const late = await client.batches.create({ input_file_id: await upload(client, chatLines(200, { prefix: 'late' })), endpoint: '/v1/chat/completions', completion_window: '8s' });
-    const early = await client.batches.create({ input_file_id: await upload(client, chatLines(20, { prefix: 'early' })), endpoint: '/v1/chat/completions', completion_window: '1h' });
+    const late = await client.batches.create({ input_file_id: await upload(client, chatLines(200, { prefix: 'late' })), endpoint: '/v1/chat/completions', completion_window: '8s' as '24h' });
+    const early = await client.batches.create({ input_file_id: await upload(client, chatLines(20, { prefix: 'early' })), endpoint: '/v1/chat/completions', completion_window: '1h' as '24h' });
     const flagged = (await waitFor(client, late.id, (b) => (b as any).deadline_at_risk === true, 6_000)) as any;
     expect(flagged.status).toBe('in_progress');
     expect(flagged.expected_completion_at).toBeGreaterThan(flagged.expires_at);
