@@ -41,8 +41,9 @@
  *    95 % that never preempts is simply well used.
  *  - 429 / 503 / timeouts (`overload()`): × 0.7 at the next sample.
  *
- * Headroom h > 0 (interactive traffic beside the batch): T is 0 and the whole waiting queue
- * counts, so BESH backs off while anyone else's requests wait; once the server's batch size C is
+ * Headroom h > 0 (interactive traffic beside the batch): T is only the transit (2 × completions
+ * per step, 0 until measured) and the whole waiting queue counts, so BESH backs off while anyone
+ * else's requests wait beyond the step under way; once the server's batch size C is
  * known, BESH's limit is capped at (1 − h) × C, leaving h × C slots for others. The price is
  * BESH's throughput: at most (1 − h) of the server, and a little less (with no queue a freed slot
  * idles for one engine step until BESH's next request arrives); the gain is that an interactive
@@ -162,7 +163,10 @@ export class LoadSignalLimit {
     const mine = clamp(outstanding - running, 0, waiting);
     const queued = o.headroom > 0 ? waiting : mine;
     const kvHigh = kv >= o.kvHigh;
-    const target = o.headroom > 0 || kvHigh ? 0 : Math.max(o.queueMin, Math.ceil(o.queueFraction * running), Math.ceil(2 * this.#perStep));
+    // Requests that arrived during the engine step under way wait for its end without being a
+    // backlog: with headroom, that transit is all the queue BESH tolerates (see the class comment).
+    const transit = Math.ceil(2 * this.#perStep);
+    const target = kvHigh ? 0 : o.headroom > 0 ? transit : Math.max(o.queueMin, Math.ceil(o.queueFraction * running), transit);
     this.#queue = target;
     const stuck = queued > target && !admitting;
     // Requests stuck waiting at a smaller batch (its KV is short, or it was reconfigured): the
