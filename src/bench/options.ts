@@ -11,11 +11,17 @@ export const SCENARIO_NAMES = [
   'cluster-stores',
   'cluster-million',
   'cluster-failover',
+  'prefix-order',
+  'prefix-affinity',
+  'auto-vllm',
+  'interactive',
+  'deadline',
 ] as const;
 
 /** Names that stand for several scenarios (`--only cluster`). */
 const GROUPS: Record<string, readonly ScenarioName[]> = {
   cluster: ['cluster-scale', 'cluster-stores', 'cluster-million', 'cluster-failover'],
+  gpu: ['prefix-order', 'prefix-affinity', 'auto-vllm', 'interactive', 'deadline'],
 };
 export type ScenarioName = (typeof SCENARIO_NAMES)[number];
 
@@ -27,7 +33,8 @@ export interface BenchOptions {
 
 export const USAGE = `Usage: node dist/bench/run.js [--only ${SCENARIO_NAMES.join(',')}] [--quick]
 
-  --only <list>  comma-separated scenarios to run (default: all, in this order); 'cluster' = every cluster-* one
+  --only <list>  comma-separated scenarios to run (default: all, in this order); 'cluster' = every cluster-* one,
+                 'gpu' = the GPU-efficiency ones (prefix-order … deadline)
   --quick        divide every size by 10 (smoke run; figures are not comparable)
   --help         show this text`;
 

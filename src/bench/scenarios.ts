@@ -4,6 +4,8 @@ import { runBatch } from './batch-run.js';
 import { uploadFile } from './besh-client.js';
 import { clusterFailover, clusterMillion, clusterScale, clusterStores } from './cluster-scenarios.js';
 import { fixed, int, MB, megabytes, percent, seconds } from './format.js';
+import { autoVllm, deadline, interactive } from './gpu-load-scenarios.js';
+import { prefixAffinity, prefixOrder } from './gpu-prefix-scenarios.js';
 import { linesFor, writeRequestFile } from './input-file.js';
 import { mockStats } from './mock-client.js';
 import type { ScenarioName } from './options.js';
@@ -125,4 +127,9 @@ export const SCENARIOS: Record<ScenarioName, Scenario> = {
   'cluster-stores': clusterStores,
   'cluster-million': clusterMillion,
   'cluster-failover': clusterFailover,
+  'prefix-order': prefixOrder,
+  'prefix-affinity': prefixAffinity,
+  'auto-vllm': autoVllm,
+  interactive,
+  deadline,
 };

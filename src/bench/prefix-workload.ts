@@ -1,0 +1,151 @@
+import { once } from 'node:events';
+import { createWriteStream } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { finished } from 'node:stream/promises';
+
+/**
+ * Batch input files for the GPU-efficiency scenarios: chat requests that share long prompt
+ * prefixes (a system prompt, or a document several questions are asked about), in a shuffled
+ * order, and plain short chat requests. Deterministic: the same settings give the same bytes.
+ */
+export interface SharedPrefixWorkload {
+  /** Distinct shared prefixes (system messages). */
+  prefixes: number;
+  /** Requests per prefix. */
+  linesPerPrefix: number;
+  /**
+   * Tokens of each system message at the mock's 4 characters a token. With the 4-token role
+   * header the mock renders before it, a multiple of 16 minus 4 makes the shared part whole
+   * 16-token KV blocks.
+   */
+  prefixTokens: number;
+  /** Tokens of each request's own user message (never shared). */
+  userTokens: number;
+  /** `max_tokens`; the mock then generates 1..max_tokens tokens, set by the body's hash (mean ≈ half). */
+  maxTokens: number;
+  seed: number;
+}
+
+/** A small PRNG (mulberry32): the same shuffle on every run. */
+export function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const WORDS = ['data', 'field', 'record', 'label', 'review', 'policy', 'answer', 'format', 'value', 'rule', 'check', 'item', 'report', 'entry', 'source', 'note'];
+
+/** `chars` characters of filler words, drawn from `rand`. */
+function filler(chars: number, rand: () => number): string {
+  let s = '';
+  while (s.length < chars) s += `${WORDS[Math.floor(rand() * WORDS.length)]!} `;
+  return s.slice(0, chars);
+}
+
+/** Input order: every (prefix, question) pair once, shuffled (Fisher–Yates). */
+export function shuffledPairs(w: Pick<SharedPrefixWorkload, 'prefixes' | 'linesPerPrefix' | 'seed'>): Array<[number, number]> {
+  const pairs: Array<[number, number]> = [];
+  for (let p = 0; p < w.prefixes; p++) for (let q = 0; q < w.linesPerPrefix; q++) pairs.push([p, q]);
+  const rand = prng(w.seed);
+  for (let i = pairs.length - 1; i > 0; i--) {
+    const j = Math.floor(rand() * (i + 1));
+    [pairs[i], pairs[j]] = [pairs[j]!, pairs[i]!];
+  }
+  return pairs;
+}
+
+/**
+ * Writes the workload as a batch input file; returns its line count and bytes. The system
+ * messages differ from their first characters (so each has its own prefix key and its own KV
+ * blocks), the user messages all differ.
+ */
+export async function writeSharedPrefixFile(path: string, w: SharedPrefixWorkload): Promise<{ lines: number; bytes: number }> {
+  const rand = prng(w.seed ^ 0x5eed);
+  const systems: string[] = [];
+  for (let p = 0; p < w.prefixes; p++) {
+    const head = `You are assistant ${p} of the batch. Follow these instructions for every item. `;
+    systems.push(head + filler(Math.max(0, w.prefixTokens * 4 - head.length), rand));
+  }
+  const out = createWriteStream(path, { highWaterMark: 1 << 20 });
+  let bytes = 0;
+  let lines = 0;
+  try {
+    let chunk = '';
+    for (const [p, q] of shuffledPairs(w)) {
+      const head = `Item ${p}-${q}: `;
+      const user = head + filler(Math.max(0, w.userTokens * 4 - head.length), rand);
+      const line = JSON.stringify({
+        custom_id: `p${p}-q${q}`,
+        method: 'POST',
+        url: '/v1/chat/completions',
+        body: { model: 'mock-model', messages: [{ role: 'system', content: systems[p] }, { role: 'user', content: user }], max_tokens: w.maxTokens },
+      });
+      chunk += `${line}\n`;
+      lines++;
+      if (chunk.length >= 1 << 20) {
+        bytes += Buffer.byteLength(chunk);
+        if (!out.write(chunk)) await once(out, 'drain');
+        chunk = '';
+      }
+    }
+    bytes += Buffer.byteLength(chunk);
+    out.end(chunk);
+    await finished(out);
+  } catch (err) {
+    out.destroy();
+    throw err;
+  }
+  return { lines, bytes };
+}
+
+/**
+ * Short independent chat requests (no shared prefix: BESH does not regroup them), `maxTokens`
+ * each with `ignore_eos` so every request costs the server the same. `tag` keeps two files'
+ * custom_ids and bodies apart.
+ */
+export async function writeShortChatFile(path: string, count: number, o: { promptTokens: number; maxTokens: number; ignoreEos: boolean; tag: string }): Promise<number> {
+  const rand = prng(count ^ 0xc0ffee);
+  const out = createWriteStream(path, { highWaterMark: 1 << 20 });
+  let bytes = 0;
+  try {
+    let chunk = '';
+    for (let i = 0; i < count; i++) {
+      const head = `${o.tag} question ${i}: `;
+      const body = {
+        model: 'mock-model',
+        messages: [{ role: 'user', content: head + filler(Math.max(0, o.promptTokens * 4 - head.length), rand) }],
+        max_tokens: o.maxTokens,
+        ...(o.ignoreEos ? { ignore_eos: true } : {}),
+      };
+      chunk += `${JSON.stringify({ custom_id: `${o.tag}${i}`, method: 'POST', url: '/v1/chat/completions', body })}\n`;
+      if (chunk.length >= 1 << 20) {
+        bytes += Buffer.byteLength(chunk);
+        if (!out.write(chunk)) await once(out, 'drain');
+        chunk = '';
+      }
+    }
+    bytes += Buffer.byteLength(chunk);
+    out.end(chunk);
+    await finished(out);
+  } catch (err) {
+    out.destroy();
+    throw err;
+  }
+  return bytes;
+}
+
+/** The request bodies of an input file in its order, as BESH sends them (the body re-serialised). */
+export async function readBodies(path: string): Promise<string[]> {
+  const text = await readFile(path, 'utf8');
+  const bodies: string[] = [];
+  for (const line of text.split('\n')) {
+    if (line.trim() === '') continue;
+    bodies.push(JSON.stringify((JSON.parse(line) as { body: unknown }).body));
+  }
+  return bodies;
+}
