@@ -47,6 +47,8 @@ export interface Config {
   readonly claimIntervalMs: number;
   /** Share of each inference server BESH leaves to other (interactive) clients, 0..0.9 (BESH_UPSTREAM_HEADROOM). */
   readonly upstreamHeadroom: number;
+  /** With MAX_WORKERS=auto, the most BESH may slow each vLLM server's inter-token latency, a factor > 1; 0 = no bound (BESH_UPSTREAM_MAX_SLOWDOWN). */
+  readonly upstreamMaxSlowdown: number;
   /** Dispatch a batch's lines grouped by their shared prompt prefix (BESH_PREFIX_ORDER). */
   readonly prefixOrder: boolean;
   /** Send requests sharing a prefix to the same upstream (BESH_PREFIX_AFFINITY). */
@@ -209,6 +211,10 @@ const schema = {
   BESH_SEGMENT_MAX_BYTES: int(64 * 1024, 1024 * 1024 * 1024).default(8 * 1024 * 1024),
   BESH_CLAIM_INTERVAL_MS: int(10, 60_000).default(500),
   BESH_UPSTREAM_HEADROOM: z.coerce.number().min(0).max(0.9).default(0),
+  BESH_UPSTREAM_MAX_SLOWDOWN: z.coerce
+    .number()
+    .refine((n) => n === 0 || (n > 1 && n <= 100), 'must be 0 (no bound) or a factor above 1, e.g. 1.5')
+    .default(0),
   BESH_PREFIX_ORDER: onOff(true),
   BESH_PREFIX_AFFINITY: onOff(true),
   BESH_PRIORITY_UPSTREAMS: z
@@ -314,6 +320,7 @@ export function parseConfig(env: Readonly<Record<string, string | undefined>>, c
     segmentMaxBytes: v.BESH_SEGMENT_MAX_BYTES,
     claimIntervalMs: v.BESH_CLAIM_INTERVAL_MS,
     upstreamHeadroom: v.BESH_UPSTREAM_HEADROOM,
+    upstreamMaxSlowdown: v.BESH_UPSTREAM_MAX_SLOWDOWN,
     prefixOrder: v.BESH_PREFIX_ORDER,
     prefixAffinity: v.BESH_PREFIX_AFFINITY,
     priorityUpstreams: Object.freeze([...v.BESH_PRIORITY_UPSTREAMS]),

@@ -63,6 +63,7 @@ export function createMockHandler(state: MockState): (req: IncomingMessage, res:
       prefixCacheHits: e?.prefixCacheHits ?? 0,
       promptTokens: stats.promptTokens,
       generationTokens: stats.generationTokens,
+      ...(e ? { interTokenLatency: e.interTokenLatency } : {}),
     });
   };
 

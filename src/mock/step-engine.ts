@@ -1,5 +1,6 @@
 import { type EngineClock, realClock } from './engine-clock.js';
 import type { Work } from './generated.js';
+import { ItlHistogram, type ItlSnapshot } from './itl-histogram.js';
 import { KvLedger } from './kv-ledger.js';
 import { MinHeap } from './min-heap.js';
 import { PrefixCache } from './prefix-cache.js';
@@ -33,6 +34,7 @@ export interface EngineLevels {
   kvCacheUsage: number;
   prefixCacheQueries: number;
   prefixCacheHits: number;
+  interTokenLatency: ItlSnapshot;
 }
 
 /** Steps in progress: `k` identical steps of `dt` ms from `start`; only the last may finish prefills. */
@@ -40,6 +42,8 @@ interface Run {
   start: number;
   dt: number;
   k: number;
+  /** Sequences decoding in these steps (each generates one token per step). */
+  decoding: number;
   prefillDone: Sequence[];
 }
 
@@ -75,6 +79,7 @@ export class StepEngine {
   private wakeAt: number | null = null;
   private peakRunning = 0;
   private peakWaiting = 0;
+  private readonly itl = new ItlHistogram();
 
   constructor(
     private readonly cfg: StepEngineConfig,
@@ -143,6 +148,7 @@ export class StepEngine {
       kvCacheUsage: this.ledger.usage(this.generatedTokens(this.step + this.stepsDoneIn(now))),
       prefixCacheQueries: this.ledger.queries,
       prefixCacheHits: this.ledger.hits,
+      interTokenLatency: this.run === null ? this.itl.snapshot() : this.itl.snapshot(this.run.dt, this.stepsDoneIn(now) * this.run.decoding),
     };
   }
 
@@ -186,6 +192,7 @@ export class StepEngine {
     this.run = null;
     const end = r.start + r.k * r.dt;
     this.step += r.k;
+    this.itl.add(r.dt, r.k * r.decoding);
     for (const seq of r.prefillDone) {
       if (seq.state !== PREFILL) continue;
       // The step that computes a prompt's last chunk samples its first token.
@@ -244,7 +251,7 @@ export class StepEngine {
     const dt = cfg.decodeMsPerToken * (1 + cfg.decodeGrowthPerSeq * Math.max(0, decoding - 1)) + cfg.prefillMsPerToken * prefillTokens;
     let k = 1;
     if (prefillTokens === 0 && this.decoding.size > 0) k = Math.max(1, this.decoding.peek()!.finishStep - this.step);
-    this.setTimer({ start: t, dt, k, prefillDone }, t);
+    this.setTimer({ start: t, dt, k, decoding, prefillDone }, t);
   }
 
   /** Cuts a run of steps at the step under way, so the next step boundary can admit or re-plan. */
@@ -253,7 +260,8 @@ export class StepEngine {
     if (r === null || r.k === 1) return;
     const done = Math.min(r.k - 1, this.stepsDoneIn(now));
     this.step += done;
-    this.setTimer({ start: r.start + done * r.dt, dt: r.dt, k: 1, prefillDone: r.prefillDone }, now);
+    this.itl.add(r.dt, done * r.decoding);
+    this.setTimer({ start: r.start + done * r.dt, dt: r.dt, k: 1, decoding: r.decoding, prefillDone: r.prefillDone }, now);
   }
 
   /** Whole steps of the current run completed by `now` (the run itself ends later). */

@@ -1,3 +1,5 @@
+import { ITL_BUCKETS_S, type ItlSnapshot } from './itl-histogram.js';
+
 /** The figures `GET /metrics` exports. */
 export interface MetricsView {
   modelName: string;
@@ -8,6 +10,8 @@ export interface MetricsView {
   prefixCacheHits: number;
   promptTokens: number;
   generationTokens: number;
+  /** The step engine's inter-token latencies; absent without one (the plain mock). */
+  interTokenLatency?: ItlSnapshot;
 }
 
 type Kind = 'gauge' | 'counter';
@@ -35,5 +39,16 @@ export function renderMetrics(v: MetricsView): string {
   for (const [name, kind, help, figure] of METRICS) {
     out += `# HELP ${name} ${help}\n# TYPE ${name} ${kind}\n${name}${labels} ${value(figure(v))}\n`;
   }
+  if (v.interTokenLatency) out += histogram('vllm:inter_token_latency_seconds', 'Histogram of inter-token latency in seconds.', labels, v.interTokenLatency);
+  return out;
+}
+
+function histogram(name: string, help: string, labels: string, h: ItlSnapshot): string {
+  const inner = labels.slice(1, -1);
+  let out = `# HELP ${name} ${help}\n# TYPE ${name} histogram\n`;
+  ITL_BUCKETS_S.forEach((le, i) => {
+    out += `${name}_bucket{${inner},le="${value(le)}"} ${value(h.buckets[i]!)}\n`;
+  });
+  out += `${name}_bucket{${inner},le="+Inf"} ${value(h.count)}\n${name}_count${labels} ${value(h.count)}\n${name}_sum${labels} ${value(h.sumSeconds)}\n`;
   return out;
 }

@@ -72,6 +72,7 @@ export async function startRuntime(config: Config, log: PinoLogger, webDir: stri
     ejectAfterFailures: config.ejectAfterFailures,
     modelsRefreshMs: config.modelsRefreshMs,
     headroom: config.upstreamHeadroom,
+    maxSlowdown: config.upstreamMaxSlowdown,
     prefixAffinity: config.prefixAffinity,
     priorityUpstreams: new Set(config.priorityUpstreams),
     log,

@@ -50,6 +50,14 @@
  * request finds a free slot instead of queueing behind the batch. Without headroom only BESH's
  * own share of the queue (at most outstanding − running) counts: other clients' queued requests
  * do not make BESH yield.
+ *
+ * Max slowdown S > 0 (BESH_UPSTREAM_MAX_SLOWDOWN, servers that export the inter-token-latency
+ * histogram): on a continuous-batching server every running sequence slows every other one's
+ * decode steps, so free slots alone do not keep an interactive user's latency. BESH keeps the
+ * server's mean inter-token latency over each sample within S × the lowest it has measured (when
+ * BESH had least there: it starts at SLOWDOWN_START and grows from it). The step time grows about
+ * linearly with the batch, so BESH's running share m is scaled by (S − 1) / (r − 1), r being the
+ * measured slowdown, half-way per sample; the queue target is the transit only, as with headroom.
  */
 export interface LoadSignalOptions {
   initial: number;
@@ -62,6 +70,8 @@ export interface LoadSignalOptions {
   kvHigh: number;
   /** 0..0.9: the share of the server BESH leaves to other clients. */
   headroom: number;
+  /** > 1: the most BESH may slow the server's inter-token latency down, as a factor; 0 = no bound. */
+  maxSlowdown: number;
 }
 
 export const defaultLoadSignalOptions: LoadSignalOptions = {
@@ -76,7 +86,13 @@ export const defaultLoadSignalOptions: LoadSignalOptions = {
   queueFraction: 0.1,
   kvHigh: 0.9,
   headroom: 0,
+  maxSlowdown: 0,
 };
+
+/** Where BESH starts on a server with a max slowdown: its lowest latency is measured from there. */
+const SLOWDOWN_START = 4;
+/** Fewer tokens in a sample say too little of the inter-token latency. */
+const ITL_MIN_TOKENS = 16;
 
 /** One scrape of the server's scheduler state. */
 export interface LoadSignal {
@@ -88,6 +104,9 @@ export interface LoadSignal {
   preemptions: number | null;
   /** The server's generated-tokens counter; null when absent (T then ignores completions per step). */
   generationTokens: number | null;
+  /** The inter-token-latency histogram's sum (seconds) and count (tokens); absent when not exported. */
+  itlSeconds?: number;
+  itlTokens?: number;
 }
 
 export class LoadSignalLimit {
@@ -103,12 +122,28 @@ export class LoadSignalLimit {
   #roomBefore = false;
   #overloaded = false;
   #queue: number;
+  /** The lowest mean inter-token latency measured over a sample (s); Infinity until measured. */
+  #itlBase = Infinity;
+  /** The last sample's inter-token-latency slowdown against #itlBase; null when not measured. */
+  #slowdown: number | null = null;
 
   constructor(opts: Partial<LoadSignalOptions> = {}) {
     this.#o = { ...defaultLoadSignalOptions, ...opts };
     if (!(this.#o.headroom >= 0 && this.#o.headroom <= 0.9)) throw new Error('headroom must be between 0 and 0.9');
-    this.#limit = clamp(this.#o.initial, this.#o.min, this.#o.max);
-    this.#queue = this.#o.headroom > 0 ? 0 : this.#o.queueMin;
+    if (!(this.#o.maxSlowdown === 0 || this.#o.maxSlowdown > 1)) throw new Error('maxSlowdown must be 0 (off) or above 1');
+    const initial = this.#o.maxSlowdown > 0 ? Math.min(this.#o.initial, SLOWDOWN_START) : this.#o.initial;
+    this.#limit = clamp(initial, this.#o.min, this.#o.max);
+    this.#queue = this.#yields ? 0 : this.#o.queueMin;
+  }
+
+  /** Whether BESH yields to other clients (headroom or a max slowdown): only the transit may queue. */
+  get #yields(): boolean {
+    return this.#o.headroom > 0 || this.#o.maxSlowdown > 0;
+  }
+
+  /** The server's inter-token latency in the last sample against the lowest measured; null when unknown. */
+  get slowdown(): number | null {
+    return this.#slowdown;
   }
 
   /** The whole number of requests BESH may have outstanding on this server. */
@@ -155,18 +190,20 @@ export class LoadSignalLimit {
       this.#capacity = 0;
       this.#seenFull = false;
       this.#perStep = 0;
+      this.#itlBase = Infinity;
     }
     const admitting = prev !== null && running > prev.running;
     const preempted = s.preemptions !== null && prev?.preemptions != null && s.preemptions > prev.preemptions;
     this.#measurePerStep(s, prev, completed);
+    const itl = this.#measureItl(s, prev);
 
     const mine = clamp(outstanding - running, 0, waiting);
-    const queued = o.headroom > 0 ? waiting : mine;
+    const queued = this.#yields ? waiting : mine;
     const kvHigh = kv >= o.kvHigh;
     // Requests that arrived during the engine step under way wait for its end without being a
     // backlog: with headroom, that transit is all the queue BESH tolerates (see the class comment).
     const transit = Math.ceil(2 * this.#perStep);
-    const target = kvHigh ? 0 : o.headroom > 0 ? transit : Math.max(o.queueMin, Math.ceil(o.queueFraction * running), transit);
+    const target = kvHigh ? 0 : this.#yields ? transit : Math.max(o.queueMin, Math.ceil(o.queueFraction * running), transit);
     this.#queue = target;
     const stuck = queued > target && !admitting;
     // Requests stuck waiting at a smaller batch (its KV is short, or it was reconfigured): the
@@ -177,7 +214,7 @@ export class LoadSignalLimit {
     const cur = this.limit;
     const reached = peakOutstanding >= cur - Math.max(1, Math.ceil(0.05 * cur));
     const formula = outstanding - queued + target;
-    const batchFull = kvHigh || running >= 0.9 * this.#capacity || (o.headroom > 0 && waiting > mine);
+    const batchFull = kvHigh || running >= 0.9 * this.#capacity || (this.#yields && waiting > mine);
     const room = queued <= target / 2 && reached && !kvHigh;
 
     let next = this.#limit;
@@ -194,15 +231,36 @@ export class LoadSignalLimit {
     } else if (room) {
       const free = formula + Math.max(0, this.#capacity - running);
       if (!this.#seenFull) next = Math.max(formula, Math.min(2 * next, next + Math.max(SLOW_START_STEP, 0.5 * next)));
-      else if (o.headroom > 0) next = Math.max(next, free);
+      else if (this.#yields) next = Math.max(next, free);
       else next = Math.max(next, free, this.#roomBefore ? 1.25 * next : 0);
     } else if (reached && !kvHigh) {
       next = towards(next, formula, false);
     }
     this.#roomBefore = room;
     if (o.headroom > 0 && this.#seenFull) next = Math.min(next, (1 - o.headroom) * this.#capacity);
+    this.#slowdown = itl === null || !Number.isFinite(this.#itlBase) ? null : itl / this.#itlBase;
+    if (o.maxSlowdown > 0 && this.#slowdown !== null) {
+      const r = this.#slowdown;
+      const m = Math.max(1, outstanding - mine);
+      const fit = r > 1 ? (m * (o.maxSlowdown - 1)) / (r - 1) : 2 * m;
+      next = Math.min(next, m + 0.5 * (Math.min(fit, 2 * m) - m) + target);
+    } else if (o.maxSlowdown > 0 && s.itlTokens !== undefined) {
+      // The base is measured at the start, before BESH grows.
+      next = Math.min(next, this.#limit);
+    }
     this.#limit = clamp(next, o.min, o.max);
     return this.limit !== before;
+  }
+
+  /** The mean inter-token latency (s) over the sample, and the lowest one seen; null when not measured. */
+  #measureItl(s: LoadSignal, prev: LoadSignal | null): number | null {
+    if (prev === null || s.itlSeconds === undefined || s.itlTokens === undefined || prev.itlSeconds === undefined || prev.itlTokens === undefined) return null;
+    const tokens = s.itlTokens - prev.itlTokens;
+    const seconds = s.itlSeconds - prev.itlSeconds;
+    if (tokens < ITL_MIN_TOKENS || seconds <= 0) return null;
+    const itl = seconds / tokens;
+    if (itl < this.#itlBase) this.#itlBase = itl;
+    return itl;
   }
 
   #measurePerStep(s: LoadSignal, prev: LoadSignal | null, completed: number): void {

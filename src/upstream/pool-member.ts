@@ -43,6 +43,8 @@ export interface MemberOptions {
   maxWorkers: number;
   /** 0..0.9: the share of the server left to other clients. */
   headroom: number;
+  /** > 1: the most BESH may slow the server's inter-token latency (metrics controller only); 0 = no bound. */
+  maxSlowdown?: number;
   adaptive?: Partial<AdaptiveLimitOptions>;
   load?: Partial<LoadSignalOptions>;
 }
@@ -157,7 +159,7 @@ export class PoolMember {
     if (!this.#o.auto) return false;
     if (!this.#load) {
       const initial = Math.max(this.limit, this.#o.load?.initial ?? defaultLoadSignalOptions.initial);
-      this.#load = new LoadSignalLimit({ max: this.#o.maxWorkers, ...this.#o.load, headroom: this.#o.headroom, initial });
+      this.#load = new LoadSignalLimit({ max: this.#o.maxWorkers, ...this.#o.load, headroom: this.#o.headroom, maxSlowdown: this.#o.maxSlowdown ?? 0, initial });
       this.#adaptive = null;
     }
     this.#load.update(sample, at.outstanding, at.peak, this.requests);

@@ -17,10 +17,13 @@ export interface MetricsSample {
   generationTokens: number | null;
   /** A hit-rate gauge the server computes itself (SGLang); null when not exported. */
   prefixHitRate: number | null;
+  /** The inter-token-latency histogram's sum (seconds) and count (tokens); absent when not exported. */
+  itlSeconds?: number;
+  itlTokens?: number;
 }
 
 type Gauge = 'running' | 'waiting' | 'kv' | 'hitRate';
-type Counter = 'queries' | 'hits' | 'preemptions' | 'generated';
+type Counter = 'queries' | 'hits' | 'preemptions' | 'generated' | 'itlSum' | 'itlCount';
 type Field = Gauge | Counter;
 
 /**
@@ -40,6 +43,11 @@ const NAMES: ReadonlyArray<readonly [string, Field]> = [
   ['vllm:num_preemptions', 'preemptions'],
   ['vllm:generation_tokens_total', 'generated'],
   ['vllm:generation_tokens', 'generated'],
+  // vLLM ≥ 0.11; the older name of the same histogram after it.
+  ['vllm:inter_token_latency_seconds_sum', 'itlSum'],
+  ['vllm:inter_token_latency_seconds_count', 'itlCount'],
+  ['vllm:time_per_output_token_seconds_sum', 'itlSum'],
+  ['vllm:time_per_output_token_seconds_count', 'itlCount'],
   ['sglang:num_running_reqs', 'running'],
   ['sglang:num_queue_reqs', 'waiting'],
   ['sglang:token_usage', 'kv'],
@@ -67,7 +75,7 @@ const S = 115; // 's'
 
 /** The load figures of a Prometheus text page; null unless it has both a running and a waiting gauge. */
 export function parseServerMetrics(text: string): MetricsSample | null {
-  const sum: Record<Field, number | null> = { running: null, waiting: null, kv: null, hitRate: null, queries: null, hits: null, preemptions: null, generated: null };
+  const sum: Record<Field, number | null> = { running: null, waiting: null, kv: null, hitRate: null, queries: null, hits: null, preemptions: null, generated: null, itlSum: null, itlCount: null };
   // A counter family is read under one spelling only: `_total` and bare ones are never added up.
   const spelling: Partial<Record<Field, string>> = {};
   const len = text.length;
@@ -103,6 +111,7 @@ export function parseServerMetrics(text: string): MetricsSample | null {
     preemptions: sum.preemptions,
     generationTokens: sum.generated,
     prefixHitRate: sum.hitRate === null ? null : clamp01(sum.hitRate),
+    ...(sum.itlSum !== null && sum.itlCount !== null ? { itlSeconds: sum.itlSum, itlTokens: sum.itlCount } : {}),
   };
 }
 

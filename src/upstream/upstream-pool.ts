@@ -42,6 +42,8 @@ export interface UpstreamPoolOptions {
   affinityLoadFactor?: number;
   /** BESH_UPSTREAM_HEADROOM: 0..0.9 of each server left free for other (interactive) clients (default 0). */
   headroom?: number;
+  /** BESH_UPSTREAM_MAX_SLOWDOWN: with auto on a server exporting vLLM's inter-token latency, the most BESH may slow it down (a factor > 1; default 0 = no bound). */
+  maxSlowdown?: number;
   /** Base URLs (as in `baseUrls`) whose requests carry their `priority` as a body field. */
   priorityUpstreams?: ReadonlySet<string>;
   log?: PoolLogger;
@@ -116,6 +118,8 @@ export class UpstreamPool {
     if (opts.baseUrls.length === 0) throw new Error('UpstreamPool needs at least one base URL');
     const headroom = opts.headroom ?? 0;
     if (!(headroom >= 0 && headroom <= 0.9)) throw new Error('headroom must be between 0 and 0.9');
+    const maxSlowdown = opts.maxSlowdown ?? 0;
+    if (!(maxSlowdown === 0 || maxSlowdown > 1)) throw new Error('maxSlowdown must be 0 (off) or above 1');
     this.#opts = opts;
     const auto = opts.maxWorkers === 'auto';
     const maxWorkers = opts.maxWorkers === 'auto' ? (opts.autoMaxPerUpstream ?? 1024) : opts.maxWorkers;
@@ -129,7 +133,7 @@ export class UpstreamPool {
         maxResponseBytes: opts.maxResponseBytes,
         forwardPriority: priority.has(normalizeUrl(url)),
       });
-      return new PoolMember(url, client, { auto, maxWorkers, headroom, adaptive: opts.autoOptions, load: opts.loadSignalOptions });
+      return new PoolMember(url, client, { auto, maxWorkers, headroom, maxSlowdown, adaptive: opts.autoOptions, load: opts.loadSignalOptions });
     });
     this.#fixedTotal = auto ? null : this.#ups[0]!.limit;
     this.#ring = opts.prefixAffinity !== false && this.#ups.length > 1 ? new HashRing(opts.baseUrls) : null;

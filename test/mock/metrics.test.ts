@@ -100,9 +100,18 @@ describe('GET /metrics', () => {
       expect(usage).toBeGreaterThan(0.6);
       expect(usage).toBeLessThanOrEqual(0.82);
       // vLLM does not know who sent a request: no label or series tells one client from another.
-      expect(new Set(samples.map((s) => s.name))).toEqual(new Set([...Object.keys(VLLM_METRICS), 'vllm:prompt_tokens_total', 'vllm:generation_tokens_total']));
-      expect(samples.every((s) => Object.keys(s.labels).join() === 'model_name,engine')).toBe(true);
+      const itl = ['vllm:inter_token_latency_seconds_bucket', 'vllm:inter_token_latency_seconds_count', 'vllm:inter_token_latency_seconds_sum'];
+      expect(new Set(samples.map((s) => s.name))).toEqual(new Set([...Object.keys(VLLM_METRICS), 'vllm:prompt_tokens_total', 'vllm:generation_tokens_total', ...itl]));
+      expect(samples.every((s) => Object.keys(s.labels).join() === (s.name.endsWith('_bucket') ? 'model_name,engine,le' : 'model_name,engine'))).toBe(true);
       await load;
+      // Both prompts were prefilled in one step; then 99 decode steps of two sequences, each
+      // 2 ms × (1 + 0.03) by the engine's formula, gave every token after the first.
+      const done = (await scrape(mock)).samples;
+      const v = (name: string, le?: string): number => done.find((x) => x.name === name && x.labels.le === le)!.value;
+      expect(v('vllm:inter_token_latency_seconds_count')).toBe(2 * 99);
+      expect(v('vllm:inter_token_latency_seconds_sum') / (2 * 99)).toBeCloseTo(0.00206, 6);
+      expect(v('vllm:inter_token_latency_seconds_bucket', '0.01')).toBe(2 * 99);
+      expect(v('vllm:inter_token_latency_seconds_bucket', '+Inf')).toBe(2 * 99);
     } finally {
       await mock.close();
     }

@@ -201,3 +201,61 @@ describe('LoadSignalLimit rules', () => {
     expect(() => new LoadSignalLimit({ headroom: -0.1 })).toThrow(/headroom/);
   });
 });
+
+describe('LoadSignalLimit with a max slowdown (inter-token latency)', () => {
+  /**
+   * A 256-seat server whose step time grows by 3 % per running sequence (the mock's H100 flags):
+   * every 500 ms sample adds that many decode steps' tokens to the ITL histogram.
+   */
+  function run(ctl: LoadSignalLimit, samples: number, others: (i: number) => number, state = { sec: 0, tokens: 0, i: 0 }): { slowdowns: number[]; limits: number[]; state: typeof state } {
+    const slowdowns: number[] = [];
+    const limits: number[] = [];
+    for (let k = 0; k < samples; k++, state.i++) {
+      const mine = Math.min(ctl.limit, 256);
+      const n = Math.min(256, mine + others(state.i));
+      const stepS = 0.0065 * (1 + 0.03 * Math.max(0, n - 1));
+      const steps = 0.5 / stepS;
+      state.sec += steps * stepS * n;
+      state.tokens += steps * n;
+      ctl.update(sig(n, 0, { itlSeconds: state.sec, itlTokens: state.tokens }), mine, mine, 0);
+      if (ctl.slowdown !== null) slowdowns.push(ctl.slowdown);
+      limits.push(ctl.limit);
+    }
+    return { slowdowns, limits, state };
+  }
+
+  it('starts small, grows until the server is 1.4 × slower than at the start, and holds there', () => {
+    const ctl = new LoadSignalLimit({ initial: 32, maxSlowdown: 1.4 });
+    expect(ctl.limit).toBe(4);
+    const { slowdowns, limits } = run(ctl, 40, () => 0);
+    // Base: the step time at 4 sequences; 1.4 × that is reached at ~17 sequences.
+    expect(slowdowns.at(-1)).toBeGreaterThan(1.3);
+    expect(slowdowns.at(-1)).toBeLessThan(1.5);
+    expect(limits.at(-1)).toBeGreaterThanOrEqual(14);
+    expect(limits.at(-1)).toBeLessThanOrEqual(20);
+  });
+
+  it("yields when another client's sequences slow the server down, and takes the room back when they leave", () => {
+    const ctl = new LoadSignalLimit({ maxSlowdown: 1.4 });
+    const first = run(ctl, 30, () => 0);
+    const alone = first.limits.at(-1)!;
+    const beside = run(ctl, 30, () => 8, first.state);
+    expect(beside.limits.at(-1)).toBeLessThanOrEqual(alone - 6);
+    expect(beside.slowdowns.at(-1)).toBeLessThan(1.5);
+    const after = run(ctl, 30, () => 0, beside.state);
+    expect(Math.abs(after.limits.at(-1)! - alone)).toBeLessThanOrEqual(2);
+  });
+
+  it('has no effect on a server that exports no inter-token latency', () => {
+    const bounded = new LoadSignalLimit({ initial: 64, maxSlowdown: 1.4 });
+    for (let i = 0; i < 30; i++) bounded.update(sig(Math.min(bounded.limit, 256), 0), bounded.limit, bounded.limit, 0);
+    expect(bounded.slowdown).toBeNull();
+    expect(bounded.limit).toBeGreaterThan(64);
+  });
+
+  it('rejects a max slowdown of 1 or less (0 is off)', () => {
+    expect(() => new LoadSignalLimit({ maxSlowdown: 1 })).toThrow(/maxSlowdown/);
+    expect(() => new LoadSignalLimit({ maxSlowdown: 0.5 })).toThrow(/maxSlowdown/);
+    expect(new LoadSignalLimit({ maxSlowdown: 0 }).limit).toBe(32);
+  });
+});

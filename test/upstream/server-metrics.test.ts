@@ -52,6 +52,15 @@ describe('parseServerMetrics', () => {
     });
   });
 
+  it('reads the inter-token-latency histogram under its current and its older name', () => {
+    const page = (name: string): string =>
+      `vllm:num_requests_running 3\nvllm:num_requests_waiting 0\n${name}_bucket{le="0.01"} 10\n${name}_count{engine="0"} 40\n${name}_count{engine="1"} 60\n${name}_sum{engine="0"} 0.4\n${name}_sum{engine="1"} 1.1\n${name}_created{engine="0"} 1.7e9\n`;
+    for (const name of ['vllm:inter_token_latency_seconds', 'vllm:time_per_output_token_seconds']) {
+      expect(parseServerMetrics(page(name))).toMatchObject({ itlTokens: 100, itlSeconds: 1.5 });
+    }
+    expect(parseServerMetrics(VLLM_V1)!.itlTokens).toBeUndefined();
+  });
+
   it("takes vLLM V0's gpu_cache_usage_perc, bare counter names, no labels, CRLF line ends and timestamps", () => {
     const v0 = [
       '# TYPE vllm:num_requests_running gauge',
