@@ -57,7 +57,8 @@
  * server's mean inter-token latency over each sample within S × the lowest it has measured (when
  * BESH had least there: it starts at SLOWDOWN_START and grows from it). The step time grows about
  * linearly with the batch, so BESH's running share m is scaled by (S − 1) / (r − 1), r being the
- * measured slowdown, half-way per sample; the queue target is the transit only, as with headroom.
+ * measured slowdown: at once when that is a cut, half-way per sample when it is growth; the queue
+ * target is the transit only, as with headroom.
  */
 export interface LoadSignalOptions {
   initial: number;
@@ -243,7 +244,8 @@ export class LoadSignalLimit {
       const r = this.#slowdown;
       const m = Math.max(1, outstanding - mine);
       const fit = r > 1 ? (m * (o.maxSlowdown - 1)) / (r - 1) : 2 * m;
-      next = Math.min(next, m + 0.5 * (Math.min(fit, 2 * m) - m) + target);
+      // Down at once (an interactive user feels every sample spent above S), up half-way.
+      next = Math.min(next, (fit < m ? fit : m + 0.5 * (Math.min(fit, 2 * m) - m)) + target);
     } else if (o.maxSlowdown > 0 && s.itlTokens !== undefined) {
       // The base is measured at the start, before BESH grows.
       next = Math.min(next, this.#limit);
