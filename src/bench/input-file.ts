@@ -36,5 +36,32 @@ export async function writeRequestFile(path: string, count: number, padTo = 0): 
   return bytes;
 }
 
+/**
+ * Writes `lines` (each with its '\n') to `path` in ~1 MiB writes, waiting for `drain` when the
+ * stream says so. Returns the file size in bytes.
+ */
+export async function writeLinesFile(path: string, lines: Iterable<string>): Promise<number> {
+  const out = createWriteStream(path, { highWaterMark: 1 << 20 });
+  let bytes = 0;
+  try {
+    let chunk = '';
+    for (const line of lines) {
+      chunk += line;
+      if (chunk.length >= 1 << 20) {
+        bytes += Buffer.byteLength(chunk);
+        if (!out.write(chunk)) await once(out, 'drain');
+        chunk = '';
+      }
+    }
+    bytes += Buffer.byteLength(chunk);
+    out.end(chunk);
+    await finished(out);
+  } catch (err) {
+    out.destroy();
+    throw err;
+  }
+  return bytes;
+}
+
 /** Lines of `lineBytes` each, enough to reach `targetBytes`. */
 export const linesFor = (targetBytes: number, lineBytes: number): number => Math.ceil(targetBytes / lineBytes);

@@ -1,7 +1,6 @@
-import { once } from 'node:events';
-import { createWriteStream } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { finished } from 'node:stream/promises';
+
+import { writeLinesFile } from './input-file.js';
 
 /**
  * Batch input files for the GPU-efficiency scenarios: chat requests that share long prompt
@@ -71,36 +70,16 @@ export async function writeSharedPrefixFile(path: string, w: SharedPrefixWorkloa
     const head = `You are assistant ${p} of the batch. Follow these instructions for every item. `;
     systems.push(head + filler(Math.max(0, w.prefixTokens * 4 - head.length), rand));
   }
-  const out = createWriteStream(path, { highWaterMark: 1 << 20 });
-  let bytes = 0;
-  let lines = 0;
-  try {
-    let chunk = '';
-    for (const [p, q] of shuffledPairs(w)) {
+  const pairs = shuffledPairs(w);
+  function* lines(): Generator<string> {
+    for (const [p, q] of pairs) {
       const head = `Item ${p}-${q}: `;
       const user = head + filler(Math.max(0, w.userTokens * 4 - head.length), rand);
-      const line = JSON.stringify({
-        custom_id: `p${p}-q${q}`,
-        method: 'POST',
-        url: '/v1/chat/completions',
-        body: { model: 'mock-model', messages: [{ role: 'system', content: systems[p] }, { role: 'user', content: user }], max_tokens: w.maxTokens },
-      });
-      chunk += `${line}\n`;
-      lines++;
-      if (chunk.length >= 1 << 20) {
-        bytes += Buffer.byteLength(chunk);
-        if (!out.write(chunk)) await once(out, 'drain');
-        chunk = '';
-      }
+      const body = { model: 'mock-model', messages: [{ role: 'system', content: systems[p] }, { role: 'user', content: user }], max_tokens: w.maxTokens };
+      yield `${JSON.stringify({ custom_id: `p${p}-q${q}`, method: 'POST', url: '/v1/chat/completions', body })}\n`;
     }
-    bytes += Buffer.byteLength(chunk);
-    out.end(chunk);
-    await finished(out);
-  } catch (err) {
-    out.destroy();
-    throw err;
   }
-  return { lines, bytes };
+  return { lines: pairs.length, bytes: await writeLinesFile(path, lines()) };
 }
 
 /**
@@ -110,10 +89,7 @@ export async function writeSharedPrefixFile(path: string, w: SharedPrefixWorkloa
  */
 export async function writeShortChatFile(path: string, count: number, o: { promptTokens: number; maxTokens: number; ignoreEos: boolean; tag: string }): Promise<number> {
   const rand = prng(count ^ 0xc0ffee);
-  const out = createWriteStream(path, { highWaterMark: 1 << 20 });
-  let bytes = 0;
-  try {
-    let chunk = '';
+  function* lines(): Generator<string> {
     for (let i = 0; i < count; i++) {
       const head = `${o.tag} question ${i}: `;
       const body = {
@@ -122,21 +98,10 @@ export async function writeShortChatFile(path: string, count: number, o: { promp
         max_tokens: o.maxTokens,
         ...(o.ignoreEos ? { ignore_eos: true } : {}),
       };
-      chunk += `${JSON.stringify({ custom_id: `${o.tag}${i}`, method: 'POST', url: '/v1/chat/completions', body })}\n`;
-      if (chunk.length >= 1 << 20) {
-        bytes += Buffer.byteLength(chunk);
-        if (!out.write(chunk)) await once(out, 'drain');
-        chunk = '';
-      }
+      yield `${JSON.stringify({ custom_id: `${o.tag}${i}`, method: 'POST', url: '/v1/chat/completions', body })}\n`;
     }
-    bytes += Buffer.byteLength(chunk);
-    out.end(chunk);
-    await finished(out);
-  } catch (err) {
-    out.destroy();
-    throw err;
   }
-  return bytes;
+  return writeLinesFile(path, lines());
 }
 
 /** The request bodies of an input file in its order, as BESH sends them (the body re-serialised). */

@@ -25,10 +25,21 @@ export class PrefixPlan {
     expected: number,
     /** More distinct prefixes than this: not worth grouping (and not worth the memory). */
     readonly maxDistinct = 200_000,
+    /**
+     * After this many lines, fewer than 1 in 20 sharing a prefix with an earlier one: give up
+     * early. Shuffled batches show their sharing from the start; an input with none (a million
+     * distinct prompts) then costs neither the map of its keys nor hashing the rest.
+     */
+    readonly probeLines = 20_000,
   ) {
     const cap = Math.max(16, expected);
     this.#lengths = new Uint32Array(cap);
     this.#groups = new Uint32Array(cap);
+  }
+
+  /** False once the plan gave up: the caller need not compute more keys. */
+  get tracking(): boolean {
+    return !this.#overflow;
   }
 
   /** One request line, in input order: its bytes in the copy (with its '\n') and its prefix key (null: it shares nothing). */
@@ -52,6 +63,7 @@ export class PrefixPlan {
     const i = this.#n++;
     this.#lengths[i] = byteLength;
     this.#groups[i] = group;
+    if (this.#n === this.probeLines && this.#shared < this.#n / 20) this.#giveUp();
   }
 
   get lines(): number {

@@ -81,7 +81,7 @@ export async function validateInput(ctx: EngineContext, blobKey: string, endpoin
         continue;
       }
       index.add(total - 1, r.request.customId);
-      prefixes?.add(Buffer.byteLength(raw.text) + 1, prefixKeyOfLine(raw.text, r.request.url));
+      if (prefixes?.tracking) prefixes.add(Buffer.byteLength(raw.text) + 1, prefixKeyOfLine(raw.text, r.request.url));
       if (served !== null && !served.has(r.request.model)) {
         if (errors.length < opts.maxValidationErrors) {
           errors.push({

@@ -42,6 +42,19 @@ describe('PrefixPlan', () => {
     expect(p.worthIt()).toBe(false);
   });
 
+  it('gives up early on an input whose first lines share almost nothing, and keeps going on one that shares', () => {
+    const distinct = new PrefixPlan(100, 200_000, 1000);
+    for (let i = 0; i < 999; i++) distinct.add(10, i % 50 === 0 ? 'shared' : `u${i}`);
+    expect(distinct.tracking).toBe(true);
+    distinct.add(10, 'u-last');
+    expect(distinct.tracking).toBe(false);
+    expect(distinct.worthIt()).toBe(false);
+    const sharing = new PrefixPlan(100, 200_000, 1000);
+    for (let i = 0; i < 3000; i++) sharing.add(10, `k${(i * 7) % 500}`);
+    expect(sharing.tracking).toBe(true);
+    expect(sharing.worthIt()).toBe(true);
+  });
+
   it('grows past its first estimate', () => {
     const p = planOf(Array.from({ length: 1000 }, (_, i) => `k${i % 3}`), 3);
     expect(p.lines).toBe(1000);
