@@ -2,7 +2,7 @@ import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 
-import { createBatch, uploadFile, waitForBatch } from './besh-client.js';
+import { type BatchObject, createBatch, uploadFile, waitForBatch } from './besh-client.js';
 import { type ClusterBackend, startClusterBackend } from './cluster-backend.js';
 import { fixed, int, MB, megabytes, seconds } from './format.js';
 import { writeRequestFile } from './input-file.js';
@@ -35,13 +35,33 @@ async function startReplicas(ctx: ScenarioContext, backend: ClusterBackend, n: n
  * Uploads and runs one batch through the first replica; requests per second from create to
  * completed, and the CPU seconds the `pids` used meanwhile.
  */
-async function clusterRate(url: string, path: string, count: number, pids: readonly number[] = []): Promise<{ rps: number; ms: number; cpu: number }> {
+async function clusterRate(
+  url: string,
+  path: string,
+  count: number,
+  pids: readonly number[] = [],
+  /** With samplers: every status change and every 10 s, each replica's RSS (where memory goes). */
+  watch?: { samplers: readonly RssSampler[]; log: (msg: string) => void },
+): Promise<{ rps: number; ms: number; cpu: number }> {
+  const rss = (): string => (watch?.samplers ?? []).map((s) => `${megabytes(s.current.rssBytes)} (peak ${megabytes(s.current.peakBytes)})`).join(' / ');
   const file = await uploadFile(url, path);
+  watch?.log(`  uploaded; RSS ${rss()}`);
   const cpu = async (): Promise<number> => (await Promise.all(pids.map(cpuSeconds))).reduce<number>((a, b) => a + (b ?? 0), 0);
   const cpu0 = await cpu();
   const created = await createBatch(url, file.id);
   const t0 = performance.now();
-  const { batch, doneAt } = await waitForBatch(url, created.id, { intervalMs: 100, timeoutMs: 60_000 + count * 5 });
+  let status = created.status;
+  let next = t0 + 10_000;
+  const onPoll = watch
+    ? (b: BatchObject): void => {
+        const now = performance.now();
+        if (b.status === status && now < next) return;
+        status = b.status;
+        next = now + 10_000;
+        watch.log(`  ${b.status} at ${seconds(now - t0)}: ${int(b.request_counts.completed)} completed; RSS ${rss()}`);
+      }
+    : undefined;
+  const { batch, doneAt } = await waitForBatch(url, created.id, { intervalMs: 100, timeoutMs: 60_000 + count * 5, ...(onPoll ? { onPoll } : {}) });
   if (batch.status !== 'completed' || batch.request_counts.completed !== count) throw new Error(`batch ended ${batch.status} with ${batch.request_counts.completed} of ${count}`);
   return { rps: count / ((doneAt - t0) / 1000), ms: doneAt - t0, cpu: (await cpu()) - cpu0 };
 }
@@ -146,7 +166,7 @@ export const clusterMillion: Scenario = {
       const cluster = await startReplicas(ctx, backend, 3, mock, 128);
       const samplers = cluster.map((s) => new RssSampler(s.pid).start());
       try {
-        const r = await clusterRate(cluster[0]!.url, path, n);
+        const r = await clusterRate(cluster[0]!.url, path, n, [], { samplers, log: ctx.log });
         const peaks = await Promise.all(samplers.map((s) => s.stop()));
         const worst = Math.max(...peaks.map((p) => p.peakBytes));
         return {
