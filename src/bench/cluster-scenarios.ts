@@ -40,12 +40,15 @@ async function clusterRate(
   path: string,
   count: number,
   pids: readonly number[] = [],
-  /** With samplers: every status change and every 10 s, each replica's RSS (where memory goes). */
+  /** Logs every status change and every 10 s (where time goes), with each sampler's RSS (where memory goes). */
   watch?: { samplers: readonly RssSampler[]; log: (msg: string) => void },
 ): Promise<{ rps: number; ms: number; cpu: number }> {
-  const rss = (): string => (watch?.samplers ?? []).map((s) => `${megabytes(s.current.rssBytes)} (peak ${megabytes(s.current.peakBytes)})`).join(' / ');
+  const rss = (): string => {
+    const each = (watch?.samplers ?? []).map((s) => `${megabytes(s.current.rssBytes)} (peak ${megabytes(s.current.peakBytes)})`);
+    return each.length === 0 ? '' : `; RSS ${each.join(' / ')}`;
+  };
   const file = await uploadFile(url, path);
-  watch?.log(`  uploaded; RSS ${rss()}`);
+  watch?.log(`  uploaded${rss()}`);
   const cpu = async (): Promise<number> => (await Promise.all(pids.map(cpuSeconds))).reduce<number>((a, b) => a + (b ?? 0), 0);
   const cpu0 = await cpu();
   const created = await createBatch(url, file.id);
@@ -58,7 +61,7 @@ async function clusterRate(
         if (b.status === status && now < next) return;
         status = b.status;
         next = now + 10_000;
-        watch.log(`  ${b.status} at ${seconds(now - t0)}: ${int(b.request_counts.completed)} completed; RSS ${rss()}`);
+        watch.log(`  ${b.status} at ${seconds(now - t0)}: ${int(b.request_counts.completed)} completed${rss()}`);
       }
     : undefined;
   const { batch, doneAt } = await waitForBatch(url, created.id, { intervalMs: 100, timeoutMs: 60_000 + count * 5, ...(onPoll ? { onPoll } : {}) });
@@ -84,7 +87,7 @@ export const clusterScale: Scenario = {
         try {
           const cluster = await startReplicas(ctx, backend, replicas, mock, SCALE_WORKERS);
           try {
-            const r = await clusterRate(cluster[0]!.url, path, n);
+            const r = await clusterRate(cluster[0]!.url, path, n, [], { samplers: [], log: ctx.log });
             rates.push(r.rps);
             ctx.log(`  ${replicas} replica(s): ${int(r.rps)} req/s (${seconds(r.ms)}); ideal ${int((replicas * SCALE_WORKERS * 1000) / SCALE_LATENCY_MS)}`);
           } finally {

@@ -202,7 +202,7 @@ export class LoadSignalLimit {
     const queued = this.#yields ? waiting : mine;
     const kvHigh = kv >= o.kvHigh;
     // Requests that arrived during the engine step under way wait for its end without being a
-    // backlog: with headroom, that transit is all the queue BESH tolerates (see the class comment).
+    // backlog: when yielding (headroom, max slowdown), that transit is all the queue BESH tolerates.
     const transit = Math.ceil(2 * this.#perStep);
     const target = kvHigh ? 0 : this.#yields ? transit : Math.max(o.queueMin, Math.ceil(o.queueFraction * running), transit);
     this.#queue = target;
