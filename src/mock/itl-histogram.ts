@@ -25,6 +25,12 @@ export class ItlHistogram {
     this.#bins[binOf(stepMs)]! += tokens;
   }
 
+  reset(): void {
+    this.#sumMs = 0;
+    this.#count = 0;
+    this.#bins.fill(0);
+  }
+
   /** The histogram now, plus `tokens` observations of `stepMs` not yet added (steps under way). */
   snapshot(stepMs = 0, tokens = 0): ItlSnapshot {
     const bins = [...this.#bins];

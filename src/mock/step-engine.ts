@@ -168,11 +168,12 @@ export class StepEngine {
     return this.peakWaiting;
   }
 
-  /** Peaks restart from the current levels and the prefix-cache counters from zero. */
+  /** Peaks restart from the current levels, the prefix-cache counters and the inter-token latencies from zero. */
   resetPeaks(): void {
     this.peakRunning = this.running;
     this.peakWaiting = this.waitingLive;
     this.ledger.resetCounters();
+    this.itl.reset();
   }
 
   close(): void {
