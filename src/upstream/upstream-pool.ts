@@ -113,6 +113,7 @@ export class UpstreamPool {
   /** True when the upstreams' model lists differ, so requests must be routed by model. */
   #routeByModel = false;
   #closed = false;
+  readonly #slowdownWarned = new Set<string>();
 
   constructor(opts: UpstreamPoolOptions) {
     if (opts.baseUrls.length === 0) throw new Error('UpstreamPool needs at least one base URL');
@@ -352,11 +353,22 @@ export class UpstreamPool {
         const sample = r !== null && r.status >= 200 && r.status < 300 ? parseServerMetrics(r.body) : null;
         // Unreachable: the health checks deal with it; the controller waits for figures.
         if (r !== null && u.absorbMetrics(sample, at)) changed = true;
+        if (sample !== null && sample.itlTokens === undefined) this.#warnNoLatencyHistogram(u.url);
         // Until an upstream on the load signal has fallen back, a page without figures may be a blip.
         u.nextScrapeAt = r !== null && sample === null && u.controller !== 'metrics' ? performance.now() + NO_METRICS_RETRY_MS : 0;
       }),
     );
     if (changed) this.#capacityMaybeChanged();
+  }
+
+  /** Once per upstream: BESH_UPSTREAM_MAX_SLOWDOWN is set, but this server's metrics cannot honour it. */
+  #warnNoLatencyHistogram(url: string): void {
+    if (!((this.#opts.maxSlowdown ?? 0) > 0) || this.#opts.maxWorkers !== 'auto' || this.#slowdownWarned.has(url)) return;
+    this.#slowdownWarned.add(url);
+    this.#opts.log?.warn(
+      { upstream: url },
+      'BESH_UPSTREAM_MAX_SLOWDOWN has no effect on this upstream: its /metrics has no vllm:inter_token_latency_seconds (or vllm:time_per_output_token_seconds) histogram',
+    );
   }
 
   /** GET /v1/models on every upstream; an upstream that does not answer keeps what it had. */

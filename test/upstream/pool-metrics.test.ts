@@ -169,3 +169,20 @@ describe('UpstreamPool priority forwarding', () => {
     expect(a.bodies.some((x) => x.startsWith('{"priority"'))).toBe(true);
   });
 });
+
+describe('BESH_UPSTREAM_MAX_SLOWDOWN on a server without the inter-token-latency histogram', () => {
+  it('warns once per upstream that the bound has no effect there, and not without the setting', async () => {
+    const s = await fake();
+    const warned: Array<{ obj: object; msg?: string }> = [];
+    const log = { info: () => {}, warn: (obj: object, msg?: string) => void warned.push({ obj, msg }) };
+    const bounded = pool([s], { maxSlowdown: 1.5, log });
+    await bounded.scrapeMetrics();
+    await bounded.scrapeMetrics();
+    expect(warned).toHaveLength(1);
+    expect(warned[0]!.obj).toEqual({ upstream: `${s.url}/v1` });
+    expect(warned[0]!.msg).toMatch(/BESH_UPSTREAM_MAX_SLOWDOWN has no effect/);
+    const plain = pool([s], { log });
+    await plain.scrapeMetrics();
+    expect(warned).toHaveLength(1);
+  });
+});
