@@ -7,6 +7,7 @@ import type { ShardFence, ShardLease, ShardOutcome } from '../store/meta-store.j
 import { prefixKeyOf } from '../upstream/prefix-key.js';
 import { setLongTimeout } from './abortable-sleep.js';
 import { failBatch } from './batch-verbs.js';
+import { deadlineBand } from './deadline-band.js';
 import type { EngineContext } from './engine-context.js';
 import { type LeaseEntry, type LocalTask, STOP_PRIORITY, type StopReason } from './local-task.js';
 import { scanShardResults } from './resume-scan.js';
@@ -183,7 +184,7 @@ export class ShardRunner implements LocalTask {
       if (done.has(req.customId)) continue;
       if (this.#ctx.opts.prefixAffinity) req.prefixKey = prefixKeyOf(req.body, { url: req.url }) ?? undefined;
       try {
-        await slots.acquire(this.batchId, this.#stopTaking.signal, this.project, this.#lease.batch.expiresAt);
+        await slots.acquire(this.batchId, this.#stopTaking.signal, this.project, deadlineBand(this.#lease.batch.expiresAt, nowSeconds()));
       } catch {
         break; // stop requested while waiting for a slot
       }
