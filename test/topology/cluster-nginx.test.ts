@@ -147,8 +147,15 @@ describe.skipIf(NGINX === null)('cluster topology: nginx (nginx-cluster.conf) â†
     const r = await fetch(`${base}/v1/batches/${b.id}`, { headers: { 'x-request-id': rid } });
     expect(r.status).toBe(200);
     expect(r.headers.get('x-request-id')).toBe(rid);
-    const line = accessLog(dir.path).find((l) => l.requestId === rid);
-    expect(line?.beshRequestId).toBe(rid);
+    // nginx writes the access-log line once the response is sent, which may be after the client
+    // has read it: give it a moment.
+    let line = accessLog(dir.path).find((l) => l.requestId === rid);
+    for (let i = 0; i < 40 && line === undefined; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      line = accessLog(dir.path).find((l) => l.requestId === rid);
+    }
+    expect(line, 'the access-log line of the request').toBeDefined();
+    expect(line!.beshRequestId).toBe(rid);
 
     const log = accessLog(dir.path).filter((l) => l.path.startsWith('/v1/'));
     expect(log.every((l) => l.status < 500)).toBe(true);
