@@ -50,8 +50,8 @@ export async function uploadFile(baseUrl: string, path: string): Promise<FileObj
   });
 }
 
-export const createBatch = (baseUrl: string, inputFileId: string): Promise<BatchObject> =>
-  postJson<BatchObject>(`${baseUrl}/v1/batches`, { input_file_id: inputFileId, endpoint: '/v1/chat/completions', completion_window: '24h' });
+export const createBatch = (baseUrl: string, inputFileId: string, completionWindow = '24h'): Promise<BatchObject> =>
+  postJson<BatchObject>(`${baseUrl}/v1/batches`, { input_file_id: inputFileId, endpoint: '/v1/chat/completions', completion_window: completionWindow });
 
 export const getBatch = (baseUrl: string, id: string): Promise<BatchObject> => requestJson<BatchObject>(`${baseUrl}/v1/batches/${id}`);
 

@@ -2,9 +2,9 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 import { percentile, runInteractive } from './bare-client.js';
-import { type BatchObject, getBatch, uploadFile, waitForBatch } from './besh-client.js';
+import { type BatchObject, createBatch, getBatch, uploadFile, waitForBatch } from './besh-client.js';
 import { fixed, int, percent, seconds } from './format.js';
-import { createBatchWithWindow, measureBesh, withBesh } from './gpu-run.js';
+import { measureBesh, withBesh } from './gpu-run.js';
 import { postJson } from './http.js';
 import { writeShortChatFile } from './prefix-workload.js';
 import type { Scenario, ScenarioContext } from './scenarios.js';
@@ -149,7 +149,7 @@ export const interactive: Scenario = {
       withMock(ctx, INTERACTIVE_FLAGS, (m) =>
         withBesh(ctx, { upstreamBase: `${m.url}/v1`, maxWorkers: 'auto', env }, async (besh) => {
           const file = await uploadFile(besh.url, input);
-          const batch = await createBatchWithWindow(besh.url, file, '24h');
+          const batch = await createBatch(besh.url, file.id);
           try {
             await sleep(RAMP_S * 1000);
             const u = await usersFor(m.url, measureS);
@@ -225,10 +225,10 @@ export const deadline: Scenario = {
       withMock(ctx, DEADLINE_FLAGS, (m) =>
         withBesh(ctx, { upstreamBase: `${m.url}/v1`, maxWorkers: DEADLINE_WORKERS }, async (besh) => {
           const [longFile, shortFile] = [await uploadFile(besh.url, longPath), await uploadFile(besh.url, shortPath)];
-          const long = await createBatchWithWindow(besh.url, longFile, '1h');
+          const long = await createBatch(besh.url, longFile.id, '1h');
           await sleep(LONG_LEAD_S * 1000);
           const createdMs = Date.now();
-          const short = (await createBatchWithWindow(besh.url, shortFile, shortWindow)) as Timed;
+          const short = (await createBatch(besh.url, shortFile.id, shortWindow)) as Timed;
           try {
             const doneAt = await completedAt(besh.url, short.id, 300_000);
             return { finishedS: (doneAt - createdMs) / 1000, slackS: (short.created_at * 1000 + window * 1000 - doneAt) / 1000 };

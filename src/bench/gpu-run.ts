@@ -2,8 +2,6 @@ import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 
 import { runBatch } from './batch-run.js';
-import { type BatchObject, type FileObject, getBatch, uploadFile } from './besh-client.js';
-import { postJson } from './http.js';
 import type { ScenarioContext } from './scenarios.js';
 import { type Service, startBesh } from './services.js';
 import { scrapeAll, servedBetween,type ServedWork } from './vllm-mock.js';
@@ -52,9 +50,3 @@ export async function measureBesh(ctx: ScenarioContext, s: BeshRunSettings, inpu
     return { elapsedMs: r.elapsedMs, served, tokensPerSecond: served.tokens / (r.elapsedMs / 1000) };
   });
 }
-
-/** POST /v1/batches with a completion window of its own (besh-client's createBatch always asks for 24h). */
-export const createBatchWithWindow = (baseUrl: string, file: FileObject, window: string): Promise<BatchObject> =>
-  postJson<BatchObject>(`${baseUrl}/v1/batches`, { input_file_id: file.id, endpoint: '/v1/chat/completions', completion_window: window });
-
-export { getBatch, uploadFile };

@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
 
+import { Prng } from '../mock/hash.js';
 import { writeLinesFile } from './input-file.js';
 
 /**
@@ -25,16 +26,10 @@ export interface SharedPrefixWorkload {
   seed: number;
 }
 
-/** A small PRNG (mulberry32): the same shuffle on every run. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+/** The mock's seeded PRNG (mulberry32), as a function: the same shuffle and filler on every run. */
+function prng(seed: number): () => number {
+  const p = new Prng(seed);
+  return () => p.next();
 }
 
 const WORDS = ['data', 'field', 'record', 'label', 'review', 'policy', 'answer', 'format', 'value', 'rule', 'check', 'item', 'report', 'entry', 'source', 'note'];

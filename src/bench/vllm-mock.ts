@@ -1,5 +1,6 @@
 import { request } from 'undici';
 
+import { parseServerMetrics } from '../upstream/server-metrics.js';
 import { type Service, startMock } from './services.js';
 
 /**
@@ -57,51 +58,28 @@ export function vllmArgs(f: VllmFlags): string[] {
 
 export const startVllmMock = (cwd: string, f: VllmFlags, name = 'vllm-mock'): Promise<Service> => startMock(0, cwd, vllmArgs(f), name);
 
-/** The counters and gauges of one scrape. */
+/** The counters of one scrape that the scenarios compare. */
 export interface VllmCounters {
   promptTokens: number;
   generationTokens: number;
   prefixQueries: number;
   prefixHits: number;
-  running: number;
-  waiting: number;
-  kvUsage: number;
 }
 
-const NAMES: ReadonlyArray<[string, keyof VllmCounters]> = [
-  ['vllm:prompt_tokens_total', 'promptTokens'],
-  ['vllm:generation_tokens_total', 'generationTokens'],
-  ['vllm:prefix_cache_queries_total', 'prefixQueries'],
-  ['vllm:prefix_cache_hits_total', 'prefixHits'],
-  ['vllm:num_requests_running', 'running'],
-  ['vllm:num_requests_waiting', 'waiting'],
-  ['vllm:kv_cache_usage_perc', 'kvUsage'],
-];
-
-export function parseVllmMetrics(text: string): VllmCounters {
-  const out: VllmCounters = { promptTokens: 0, generationTokens: 0, prefixQueries: 0, prefixHits: 0, running: 0, waiting: 0, kvUsage: 0 };
-  for (const line of text.split('\n')) {
-    if (line.startsWith('#')) continue;
-    for (const [name, field] of NAMES) {
-      if (!line.startsWith(name) || (line[name.length] !== '{' && line[name.length] !== ' ')) continue;
-      out[field] += Number(line.slice(line.lastIndexOf(' ') + 1));
-    }
-  }
-  return out;
-}
-
+/** GET /metrics of a mock, read with BESH's own parser of vLLM's page. */
 export async function scrapeVllm(mockUrl: string): Promise<VllmCounters> {
   const res = await request(`${mockUrl}/metrics`, { headersTimeout: 10_000, bodyTimeout: 10_000 });
   const text = await res.body.text();
   if (res.statusCode !== 200) throw new Error(`GET ${mockUrl}/metrics: HTTP ${res.statusCode}`);
-  return parseVllmMetrics(text);
+  const m = parseServerMetrics(text);
+  if (m === null) throw new Error(`GET ${mockUrl}/metrics: no vLLM figures`);
+  return { promptTokens: m.promptTokens ?? 0, generationTokens: m.generationTokens ?? 0, prefixQueries: m.prefixQueries ?? 0, prefixHits: m.prefixHits ?? 0 };
 }
 
 /** Summed over several mocks. */
 export async function scrapeAll(urls: readonly string[]): Promise<VllmCounters> {
-  const all = await Promise.all(urls.map(scrapeVllm));
-  const sum: VllmCounters = { promptTokens: 0, generationTokens: 0, prefixQueries: 0, prefixHits: 0, running: 0, waiting: 0, kvUsage: 0 };
-  for (const c of all) for (const k of Object.keys(sum) as Array<keyof VllmCounters>) sum[k] += c[k];
+  const sum: VllmCounters = { promptTokens: 0, generationTokens: 0, prefixQueries: 0, prefixHits: 0 };
+  for (const c of await Promise.all(urls.map(scrapeVllm))) for (const k of Object.keys(sum) as Array<keyof VllmCounters>) sum[k] += c[k];
   return sum;
 }
 

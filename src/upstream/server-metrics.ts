@@ -17,13 +17,15 @@ export interface MetricsSample {
   generationTokens: number | null;
   /** A hit-rate gauge the server computes itself (SGLang); null when not exported. */
   prefixHitRate: number | null;
+  /** Prompt tokens processed (a counter); absent when not exported. */
+  promptTokens?: number;
   /** The inter-token-latency histogram's sum (seconds) and count (tokens); absent when not exported. */
   itlSeconds?: number;
   itlTokens?: number;
 }
 
 type Gauge = 'running' | 'waiting' | 'kv' | 'hitRate';
-type Counter = 'queries' | 'hits' | 'preemptions' | 'generated' | 'itlSum' | 'itlCount';
+type Counter = 'queries' | 'hits' | 'preemptions' | 'generated' | 'prompt' | 'itlSum' | 'itlCount';
 type Field = Gauge | Counter;
 
 /**
@@ -43,6 +45,8 @@ const NAMES: ReadonlyArray<readonly [string, Field]> = [
   ['vllm:num_preemptions', 'preemptions'],
   ['vllm:generation_tokens_total', 'generated'],
   ['vllm:generation_tokens', 'generated'],
+  ['vllm:prompt_tokens_total', 'prompt'],
+  ['vllm:prompt_tokens', 'prompt'],
   // vLLM ≥ 0.11; the older name of the same histogram after it.
   ['vllm:inter_token_latency_seconds_sum', 'itlSum'],
   ['vllm:inter_token_latency_seconds_count', 'itlCount'],
@@ -75,7 +79,7 @@ const S = 115; // 's'
 
 /** The load figures of a Prometheus text page; null unless it has both a running and a waiting gauge. */
 export function parseServerMetrics(text: string): MetricsSample | null {
-  const sum: Record<Field, number | null> = { running: null, waiting: null, kv: null, hitRate: null, queries: null, hits: null, preemptions: null, generated: null, itlSum: null, itlCount: null };
+  const sum: Record<Field, number | null> = { running: null, waiting: null, kv: null, hitRate: null, queries: null, hits: null, preemptions: null, generated: null, prompt: null, itlSum: null, itlCount: null };
   // A counter family is read under one spelling only: `_total` and bare ones are never added up.
   const spelling: Partial<Record<Field, string>> = {};
   const len = text.length;
@@ -111,6 +115,7 @@ export function parseServerMetrics(text: string): MetricsSample | null {
     preemptions: sum.preemptions,
     generationTokens: sum.generated,
     prefixHitRate: sum.hitRate === null ? null : clamp01(sum.hitRate),
+    ...(sum.prompt !== null ? { promptTokens: sum.prompt } : {}),
     ...(sum.itlSum !== null && sum.itlCount !== null ? { itlSeconds: sum.itlSum, itlTokens: sum.itlCount } : {}),
   };
 }

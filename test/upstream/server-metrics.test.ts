@@ -61,6 +61,11 @@ describe('parseServerMetrics', () => {
     expect(parseServerMetrics(VLLM_V1)!.itlTokens).toBeUndefined();
   });
 
+  it('reads the prompt-tokens counter, absent when not exported', () => {
+    expect(parseServerMetrics('vllm:num_requests_running 1\nvllm:num_requests_waiting 0\nvllm:prompt_tokens_total{engine="0"} 300\nvllm:prompt_tokens_total{engine="1"} 12\n')!.promptTokens).toBe(312);
+    expect(parseServerMetrics(VLLM_V1)!.promptTokens).toBeUndefined();
+  });
+
   it("takes vLLM V0's gpu_cache_usage_perc, bare counter names, no labels, CRLF line ends and timestamps", () => {
     const v0 = [
       '# TYPE vllm:num_requests_running gauge',

@@ -1,3 +1,5 @@
+import { Prng } from '../../../src/mock/hash.js';
+
 /**
  * A discrete-time model of a continuous-batching server (vLLM's scheduler, coarsely) driven by a
  * client that keeps `limit()` requests outstanding, for testing concurrency controllers without
@@ -55,16 +57,10 @@ interface Seq {
   generated: number;
 }
 
-/** A seeded PRNG (mulberry32), so runs are reproducible. */
+/** A seeded PRNG (the mock's mulberry32), so runs are reproducible. */
 export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const p = new Prng(seed);
+  return () => p.next();
 }
 
 export function simulate(server: SimServer, client: SimClient, durationMs: number, windowFromMs: number, extraWaiting: (t: number) => number = () => 0): SimResult {
