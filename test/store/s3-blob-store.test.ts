@@ -127,6 +127,44 @@ describe('S3BlobStore', () => {
     expect([log[0], log.at(-1)]).toEqual(['CreateMultipartUploadCommand', 'CompleteMultipartUploadCommand']);
   });
 
+  it('fills the same queueSize + 1 part buffers for every part, and sends at most queueSize at once', async () => {
+    const store = makeStore({ queueSize: 2 });
+    const bodies = new Set<ArrayBufferLike>();
+    let sending = 0;
+    let mostAtOnce = 0;
+    store.client.middlewareStack.add(
+      (next, context) => async (args) => {
+        if (context.commandName !== 'UploadPartCommand') return next(args);
+        bodies.add(((args.input as { Body: Buffer }).Body).buffer);
+        mostAtOnce = Math.max(mostAtOnce, ++sending);
+        try {
+          return await next(args);
+        } finally {
+          sending--;
+        }
+      },
+      { step: 'initialize', name: 'partBodies' },
+    );
+    const data = randomBytes(52 * MiB + 123);
+    // Chunks that straddle part boundaries, as a socket delivers them.
+    const chunks = Array.from({ length: Math.ceil(data.length / 700_001) }, (_, i) => data.subarray(i * 700_001, (i + 1) * 700_001));
+    await put(store, 'files/parts.bin', chunks);
+    expect(bodies.size).toBe(3);
+    expect(mostAtOnce).toBe(2);
+    const back: Buffer[] = [];
+    for await (const chunk of store.openRead('files/parts.bin')) back.push(chunk as Buffer);
+    expect(Buffer.concat(back).equals(data)).toBe(true);
+  });
+
+  it('uploads exactly one part with one PutObject', async () => {
+    const store = makeStore();
+    const log = commandLog(store.client);
+    const data = randomBytes(5 * MiB);
+    await put(store, 'files/one-part.bin', [data.subarray(0, MiB), data.subarray(MiB)]);
+    expect(log).toEqual(['PutObjectCommand']);
+    expect(await store.size('files/one-part.bin')).toBe(5 * MiB);
+  });
+
   it('abort of a multipart upload in progress aborts it and never throws (s3rver refuses AbortMultipartUpload)', async () => {
     const store = makeStore();
     const log = commandLog(store.client);
