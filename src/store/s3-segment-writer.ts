@@ -1,10 +1,16 @@
 import type { SegmentWriter } from './blob-store.js';
 
+/** Appended lines are encoded into buffers of this size (bigger for a bigger line). */
+const CHUNK_BYTES = 256 * 1024;
+
 /**
  * A result segment held in memory until `seal()` uploads it as one object (S3 has no append):
- * all appends between two seals are one request. `written()` resolves at once — the segment is
- * not durable before `seal()` (`durableAppend: false`). A failed upload is kept and thrown by
- * every later call except `discard()`, which still cleans up.
+ * all appends between two seals are one request. Lines are encoded into off-heap buffers as they
+ * are appended: kept as strings on the JS heap until the seal, a second's worth of results
+ * survived young-generation GCs, which copied and then promoted every one of them.
+ * `written()` resolves at once — the segment is not durable before `seal()` (`durableAppend:
+ * false`). A failed upload is kept and thrown by every later call except `discard()`, which still
+ * cleans up.
  */
 export class S3SegmentWriter implements SegmentWriter {
   readonly key: string;
@@ -12,7 +18,10 @@ export class S3SegmentWriter implements SegmentWriter {
   readonly #remove: () => Promise<void>;
   #lines = 0;
   #bytes = 0;
-  #pending: string[] = [];
+  /** Filled chunks, then `#chunk` filled up to `#used`. */
+  #full: Buffer[] = [];
+  #chunk: Buffer | null = null;
+  #used = 0;
   #state: 'open' | 'sealed' | 'discarded' = 'open';
   #sealing: Promise<{ lines: number; bytes: number }> | null = null;
   #discarding: Promise<void> | null = null;
@@ -35,10 +44,17 @@ export class S3SegmentWriter implements SegmentWriter {
   append(line: string): void {
     if (this.#error !== null) throw this.#error;
     if (this.#state !== 'open') throw new Error(`Segment ${this.key} is ${this.#state}`);
-    if (line.length === 0 || line.charCodeAt(line.length - 1) !== 0x0a) line += '\n';
-    this.#pending.push(line);
+    const newline = line.length === 0 || line.charCodeAt(line.length - 1) !== 0x0a ? 1 : 0;
+    const bytes = Buffer.byteLength(line) + newline;
+    if (this.#chunk === null || this.#used + bytes > this.#chunk.length) {
+      if (this.#chunk !== null) this.#full.push(this.#chunk.subarray(0, this.#used));
+      this.#chunk = Buffer.allocUnsafeSlow(Math.max(CHUNK_BYTES, bytes));
+      this.#used = 0;
+    }
+    this.#used += this.#chunk.write(line, this.#used, 'utf8');
+    if (newline === 1) this.#chunk[this.#used++] = 0x0a;
     this.#lines++;
-    this.#bytes += Buffer.byteLength(line);
+    this.#bytes += bytes;
   }
 
   written(): Promise<void> {
@@ -56,17 +72,29 @@ export class S3SegmentWriter implements SegmentWriter {
   async #seal(): Promise<{ lines: number; bytes: number }> {
     if (this.#state === 'discarded') throw new Error(`Segment ${this.key} is discarded`);
     this.#state = 'sealed';
-    const body = this.#pending.join('');
-    this.#pending = [];
+    const body = this.#take();
     if (body.length > 0) {
       try {
-        await this.#put(Buffer.from(body, 'utf8'));
+        await this.#put(body);
       } catch (err) {
         this.#error = err instanceof Error ? err : new Error(String(err));
         throw this.#error;
       }
     }
     return { lines: this.#lines, bytes: this.#bytes };
+  }
+
+  /** Everything appended, as one buffer; empties the writer. */
+  #take(): Buffer {
+    const parts = this.#chunk === null ? this.#full : [...this.#full, this.#chunk.subarray(0, this.#used)];
+    this.#drop();
+    return parts.length === 1 ? parts[0]! : Buffer.concat(parts, this.#bytes);
+  }
+
+  #drop(): void {
+    this.#full = [];
+    this.#chunk = null;
+    this.#used = 0;
   }
 
   /** Drops what is buffered and deletes the object (if a seal put one there). */
@@ -78,7 +106,7 @@ export class S3SegmentWriter implements SegmentWriter {
   async #discard(): Promise<void> {
     const sealing = this.#sealing;
     this.#state = 'discarded';
-    this.#pending = [];
+    this.#drop();
     await sealing?.catch(() => {});
     await this.#remove();
   }
