@@ -90,7 +90,9 @@ export interface SegmentWriter {
   append(line: string): void;
   /**
    * Resolves once every line appended so far is as durable as this store makes an append before
-   * `seal()`: in the file (local disk), or at once (S3, where it waits in memory for `seal()`).
+   * `seal()`: in the file (local disk), or in memory (S3, where it waits for `seal()`). Either way
+   * not before the end of the event-loop turn of the append, so the lines of one turn are
+   * acknowledged together (the engine frees their upstream slots then).
    */
   written(): Promise<void>;
   /**

@@ -15,7 +15,7 @@ import { assertValidKey, assertValidPrefix } from './blob-key-rules.js';
 import type { BlobPart, BlobStore, BlobUpload, SegmentWriter } from './blob-store.js';
 import { composeParts } from './compose-parts.js';
 import { S3SegmentWriter } from './s3-segment-writer.js';
-import { S3Upload } from './s3-upload.js';
+import { S3Upload, type S3UploadOptions } from './s3-upload.js';
 import { normalizeS3Prefix } from './s3-url.js';
 
 export interface S3BlobStoreOptions {
@@ -31,6 +31,8 @@ export interface S3BlobStoreOptions {
   partSize?: number;
   /** Parts uploaded at once per upload; default 2. Memory per upload ≈ partSize × (queueSize + 1). */
   queueSize?: number;
+  /** Most parts per upload; default 10,000 (S3's limit; 78 GiB at 8 MiB parts). */
+  maxParts?: number;
   /** Keys per ListObjectsV2 / DeleteObjects page in `deletePrefix` (at most 1000, the default). */
   pageSize?: number;
 }
@@ -48,7 +50,7 @@ export class S3BlobStore implements BlobStore {
   /** '' or ending with '/'. */
   readonly prefix: string;
   readonly client: S3Client;
-  readonly #upload: { partSize: number; queueSize: number };
+  readonly #upload: S3UploadOptions;
   readonly #pageSize: number;
 
   constructor(bucket: string, prefix: string, opts: S3BlobStoreOptions) {
@@ -70,7 +72,7 @@ export class S3BlobStore implements BlobStore {
       requestChecksumCalculation: 'WHEN_REQUIRED',
       responseChecksumValidation: 'WHEN_REQUIRED',
     });
-    this.#upload = { partSize: opts.partSize ?? 8 * 1024 * 1024, queueSize: opts.queueSize ?? 2 };
+    this.#upload = { partSize: opts.partSize ?? 8 * 1024 * 1024, queueSize: opts.queueSize ?? 2, maxParts: opts.maxParts };
     this.#pageSize = opts.pageSize ?? 1000;
   }
 

@@ -8,9 +8,11 @@ const CHUNK_BYTES = 256 * 1024;
  * all appends between two seals are one request. Lines are encoded into off-heap buffers as they
  * are appended: kept as strings on the JS heap until the seal, a second's worth of results
  * survived young-generation GCs, which copied and then promoted every one of them.
- * `written()` resolves at once — the segment is not durable before `seal()` (`durableAppend:
- * false`). A failed upload is kept and thrown by every later call except `discard()`, which still
- * cleans up.
+ * The segment is not durable before `seal()` (`durableAppend: false`); `written()` resolves at the
+ * end of the turn, as on local disk. (Resolving at once let every response free its slot and start
+ * the next request on its own, one socket write and wake-up each: 1.4 × the CPU per request and
+ * 0.7 × the requests/s of local disk, for nothing more durable.) A failed upload is kept and thrown
+ * by every later call except `discard()`, which still cleans up.
  */
 export class S3SegmentWriter implements SegmentWriter {
   readonly key: string;
@@ -26,6 +28,8 @@ export class S3SegmentWriter implements SegmentWriter {
   #sealing: Promise<{ lines: number; bytes: number }> | null = null;
   #discarding: Promise<void> | null = null;
   #error: Error | null = null;
+  /** Resolves at the end of the current turn; shared by every `written()` of the turn. */
+  #turnEnd: Promise<void> | null = null;
 
   constructor(key: string, put: (body: Buffer) => Promise<void>, remove: () => Promise<void>) {
     this.key = key;
@@ -60,7 +64,13 @@ export class S3SegmentWriter implements SegmentWriter {
   written(): Promise<void> {
     if (this.#error !== null) return Promise.reject(this.#error);
     if (this.#state === 'discarded') return Promise.reject(new Error(`Segment ${this.key} is discarded`));
-    return Promise.resolve();
+    this.#turnEnd ??= new Promise((resolve) =>
+      setImmediate(() => {
+        this.#turnEnd = null;
+        resolve();
+      }),
+    );
+    return this.#turnEnd;
   }
 
   /** One PutObject of everything appended (none for an empty segment). Calling it again returns the same outcome. */

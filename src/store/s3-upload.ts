@@ -14,7 +14,10 @@ import { PartBuffers } from './part-buffers.js';
 
 export interface S3UploadOptions {
   partSize: number;
+  /** Parts sent at once (at least 1). */
   queueSize: number;
+  /** Most parts of one upload; default S3's limit, 10,000. */
+  maxParts?: number;
 }
 
 /** S3's limit on the parts of one multipart upload. */
@@ -39,6 +42,7 @@ export class S3Upload implements BlobUpload {
   readonly #target: { Bucket: string; Key: string };
   readonly #partSize: number;
   readonly #queueSize: number;
+  readonly #maxParts: number;
   readonly #buffers: PartBuffers;
   /** The part being filled, and how many of its bytes are. */
   #current: Buffer | null = null;
@@ -56,7 +60,9 @@ export class S3Upload implements BlobUpload {
     this.#client = client;
     this.#target = { Bucket: bucket, Key: objectKey };
     this.#partSize = opts.partSize;
+    if (!Number.isSafeInteger(opts.queueSize) || opts.queueSize < 1) throw new Error(`Invalid upload queue size ${opts.queueSize}`);
     this.#queueSize = opts.queueSize;
+    this.#maxParts = opts.maxParts ?? MAX_PARTS;
     this.#buffers = new PartBuffers(opts.partSize, opts.queueSize + 1);
     this.#remove = remove;
     this.stream = new Writable({
@@ -152,10 +158,10 @@ export class S3Upload implements BlobUpload {
     this.#current = null;
     this.#filled = 0;
     const PartNumber = ++this.#partsSent;
-    if (PartNumber > MAX_PARTS) {
+    if (PartNumber > this.#maxParts) {
       this.#buffers.give(buf);
-      const limit = (MAX_PARTS * this.#partSize) / 1024 ** 3;
-      this.#fail(new Error(`The blob is larger than ${MAX_PARTS} parts of ${this.#partSize} bytes (${limit.toFixed(1)} GiB), S3's multipart limit`));
+      const limit = (this.#maxParts * this.#partSize) / 1024 ** 3;
+      this.#fail(new Error(`The blob is larger than ${this.#maxParts} parts of ${this.#partSize} bytes (${limit.toFixed(2)} GiB), the multipart limit`));
       return;
     }
     this.#uploadId ??= this.#client.send(new CreateMultipartUploadCommand(this.#target)).then((res) => {

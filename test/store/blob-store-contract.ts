@@ -246,6 +246,19 @@ export function blobStoreContract(name: string, makeStore: () => BlobStore | Pro
         expect(await readText(store.openRead(key))).toBe(expected.join(''));
       });
 
+      it('written() resolves at the end of the turn of the append, not within it', async () => {
+        const store = await makeStore();
+        const seg = store.openSegment('batches/b/segments/output-000001-000001-000003.jsonl');
+        seg.append('{"n":1}');
+        let acknowledged = false;
+        const ack = seg.written().then(() => (acknowledged = true));
+        for (let i = 0; i < 20; i++) await Promise.resolve();
+        expect(acknowledged).toBe(false);
+        await ack;
+        expect(acknowledged).toBe(true);
+        await seg.seal();
+      });
+
       it('an empty segment writes nothing', async () => {
         const store = await makeStore();
         const seg = store.openSegment('batches/b/segments/error-000001-000001-000001.jsonl');

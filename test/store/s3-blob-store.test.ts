@@ -156,6 +156,14 @@ describe('S3BlobStore', () => {
     expect(Buffer.concat(back).equals(data)).toBe(true);
   });
 
+  it('fails an upload beyond its part limit, and nothing lands', async () => {
+    const store = makeStore({ maxParts: 2 });
+    const up = store.createUpload('files/too-many-parts.bin');
+    await expect(pipeline(Readable.from([randomBytes(11 * MiB)]), up.stream)).rejects.toThrow('larger than 2 parts of 5242880 bytes');
+    await expect(up.commit()).rejects.toThrow('larger than 2 parts');
+    expect(await store.size('files/too-many-parts.bin')).toBeNull();
+  });
+
   it('uploads exactly one part with one PutObject', async () => {
     const store = makeStore();
     const log = commandLog(store.client);
