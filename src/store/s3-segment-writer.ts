@@ -10,7 +10,7 @@ const CHUNK_BYTES = 256 * 1024;
  * survived young-generation GCs, which copied and then promoted every one of them.
  * The segment is not durable before `seal()` (`durableAppend: false`); `written()` resolves at the
  * end of the turn, as on local disk. (Resolving at once let every response free its slot and start
- * the next request on its own, one socket write and wake-up each: 1.4 × the CPU per request and
+ * the next request on its own, one socket write and wake-up each: ~1.5 × the CPU per request and
  * 0.7 × the requests/s of local disk, for nothing more durable.) A failed upload is kept and thrown
  * by every later call except `discard()`, which still cleans up.
  */
