@@ -2,6 +2,7 @@ import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 
+import { percentile } from './bare-client.js';
 import { type BatchObject, createBatch, uploadFile, waitForBatch } from './besh-client.js';
 import { type ClusterBackend, startClusterBackend } from './cluster-backend.js';
 import { fixed, int, MB, megabytes, seconds } from './format.js';
@@ -155,7 +156,7 @@ export const clusterStores: Scenario = {
           `  round ${round}: SQLite + disk ${int(l.rps)} req/s (BESH ${perTenK(l.cpu)} CPU s per 10k), PostgreSQL + S3 ${int(r.rps)} req/s (${perTenK(r.cpu)}): ×${fixed(r.rps / l.rps, 2)}`,
         );
       }
-      const ratio = median(rounds.map((x) => x.ratio));
+      const ratio = percentile(rounds.map((x) => x.ratio), 50);
       return {
         figure: `median ×${fixed(ratio, 2)} (rounds ×${rounds.map((x) => fixed(x.ratio, 2)).join(' / ×')}); BESH CPU per request ×${rounds.map((x) => fixed(x.cpu, 2)).join(' / ×')} of SQLite + disk`,
         pass: ratio >= 0.9,
@@ -165,12 +166,6 @@ export const clusterStores: Scenario = {
     }
   },
 };
-
-function median(xs: readonly number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = Math.floor(s.length / 2);
-  return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
-}
 
 const MILLION_RSS_LIMIT = 300 * MB;
 

@@ -2,8 +2,6 @@ import { once } from 'node:events';
 import { createWriteStream } from 'node:fs';
 import { finished } from 'node:stream/promises';
 
-const LINES_PER_WRITE = 1000;
-
 /** One batch input line; with `padTo`, the user message is padded so the line (with its \n) is that long. */
 export function requestLine(i: number, padTo = 0): string {
   const head = `{"custom_id":"r${i}","method":"POST","url":"/v1/chat/completions","body":{"model":"mock-model","messages":[{"role":"user","content":"question ${i}`;
@@ -12,28 +10,12 @@ export function requestLine(i: number, padTo = 0): string {
   return pad > 0 ? `${head} ${'x'.repeat(pad - 1)}${tail}\n` : `${head}${tail}\n`;
 }
 
-/**
- * Writes `count` request lines to `path` as a stream, waiting for `drain` when the stream says so:
- * the 1M-line and 200 MB files are never held in memory. Returns the file size in bytes.
- */
-export async function writeRequestFile(path: string, count: number, padTo = 0): Promise<number> {
-  const out = createWriteStream(path, { highWaterMark: 1 << 20 });
-  let bytes = 0;
-  try {
-    for (let start = 0; start < count; start += LINES_PER_WRITE) {
-      let chunk = '';
-      const end = Math.min(count, start + LINES_PER_WRITE);
-      for (let i = start; i < end; i++) chunk += requestLine(i, padTo);
-      bytes += Buffer.byteLength(chunk);
-      if (!out.write(chunk)) await once(out, 'drain');
-    }
-    out.end();
-    await finished(out);
-  } catch (err) {
-    out.destroy();
-    throw err;
+/** Writes `count` request lines to `path` as a stream: the 1M-line and 200 MB files are never held in memory. Returns the file size in bytes. */
+export function writeRequestFile(path: string, count: number, padTo = 0): Promise<number> {
+  function* lines(): Generator<string> {
+    for (let i = 0; i < count; i++) yield requestLine(i, padTo);
   }
-  return bytes;
+  return writeLinesFile(path, lines());
 }
 
 /**

@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 
-import { Prng } from '../mock/hash.js';
+import { seededRandom as prng } from '../mock/hash.js';
 import { writeLinesFile } from './input-file.js';
 
 /**
@@ -24,12 +24,6 @@ export interface SharedPrefixWorkload {
   /** `max_tokens`; the mock then generates 1..max_tokens tokens, set by the body's hash (mean ≈ half). */
   maxTokens: number;
   seed: number;
-}
-
-/** The mock's seeded PRNG (mulberry32), as a function: the same shuffle and filler on every run. */
-function prng(seed: number): () => number {
-  const p = new Prng(seed);
-  return () => p.next();
 }
 
 const WORDS = ['data', 'field', 'record', 'label', 'review', 'policy', 'answer', 'format', 'value', 'rule', 'check', 'item', 'report', 'entry', 'source', 'note'];

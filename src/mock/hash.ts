@@ -45,3 +45,9 @@ export class Prng {
     return this.nextU32() / 4294967296;
   }
 }
+
+/** A seeded uniform [0, 1) source as a plain function (the same sequence on every run). */
+export function seededRandom(seed: number): () => number {
+  const p = new Prng(seed);
+  return () => p.next();
+}

@@ -1,4 +1,4 @@
-import { Prng } from '../../../src/mock/hash.js';
+import { seededRandom } from '../../../src/mock/hash.js';
 
 /**
  * A discrete-time model of a continuous-batching server (vLLM's scheduler, coarsely) driven by a
@@ -58,10 +58,7 @@ interface Seq {
 }
 
 /** A seeded PRNG (the mock's mulberry32), so runs are reproducible. */
-export function rng(seed: number): () => number {
-  const p = new Prng(seed);
-  return () => p.next();
-}
+export const rng = seededRandom;
 
 export function simulate(server: SimServer, client: SimClient, durationMs: number, windowFromMs: number, extraWaiting: (t: number) => number = () => 0): SimResult {
   let now = 0;
