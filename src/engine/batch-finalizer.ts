@@ -76,8 +76,10 @@ export class BatchFinalizer implements LocalTask {
       const segments = await store.listSegments(this.batchId);
       const files: FileRecord[] = [];
       const map = new ResultMapBuilder();
-      const output = await this.#compose(batch, 'output', segments, files, map);
-      const error = await this.#compose(batch, 'error', segments, files, map);
+      // Segments a file composed by reference consists of (they must outlive the run).
+      const referenced = new Set<string>();
+      const output = await this.#compose(batch, 'output', segments, files, map, referenced);
+      const error = await this.#compose(batch, 'error', segments, files, map, referenced);
       if (this.#stopReason) return await this.#lostWhileComposing(files);
       // Before the terminal write: results cursors read the files through it once the segments are gone.
       await writeResultMap(this.#ctx.blobs, this.batchId, map.build(shards.length));
@@ -90,7 +92,7 @@ export class BatchFinalizer implements LocalTask {
       };
       const finished = (await finishBatch(this.#ctx, this.#fence, [from], to, fields)) ?? (await this.#cancelledMeanwhile(fields));
       finalizeFailures.delete(this.batchId);
-      if (finished) await this.#dropSegments(segments);
+      if (finished) await this.#dropSegments(segments, referenced);
       else await this.#lostWhileComposing(files);
     } catch (err) {
       if (this.#stopReason) return;
@@ -110,7 +112,14 @@ export class BatchFinalizer implements LocalTask {
   }
 
   /** One kind's segments → its file (none when there is no line). */
-  async #compose(batch: BatchRecord, kind: ResultKind, segments: readonly SegmentRecord[], files: FileRecord[], map: ResultMapBuilder): Promise<{ fileId: string | null; lines: number }> {
+  async #compose(
+    batch: BatchRecord,
+    kind: ResultKind,
+    segments: readonly SegmentRecord[],
+    files: FileRecord[],
+    map: ResultMapBuilder,
+    referenced: Set<string>,
+  ): Promise<{ fileId: string | null; lines: number }> {
     const { blobs } = this.#ctx;
     const parts: Array<{ key: string; bytes: number }> = [];
     let lines = 0;
@@ -125,6 +134,7 @@ export class BatchFinalizer implements LocalTask {
     if (lines === 0) return { fileId: null, lines: 0 };
     const key = resultFileKey(this.batchId, kind);
     const bytes = await blobs.compose(key, parts);
+    if (blobs.composeByReference) for (const p of parts) referenced.add(p.key);
     const now = nowSeconds();
     const ttl = batch.outputExpiresAfter;
     const file: FileRecord = {
@@ -171,12 +181,16 @@ export class BatchFinalizer implements LocalTask {
     for (const f of files) await this.#ctx.blobs.delete(f.blobKey).catch(() => undefined);
   }
 
-  /** What only the run needed: the segments (the files hold their lines now) and the prefix-grouped copy of the input. */
-  async #dropSegments(segments: readonly SegmentRecord[]): Promise<void> {
+  /**
+   * What only the run needed: the segments (the files hold their lines now, or refer to them:
+   * those are kept) and the prefix-grouped copy of the input.
+   */
+  async #dropSegments(segments: readonly SegmentRecord[], parts: ReadonlySet<string>): Promise<void> {
     const { blobs, store, log } = this.#ctx;
     try {
-      // One listing and batched deletes (S3), not a request per segment.
-      if (segments.length > 0) await blobs.deletePrefix(segmentsPrefix(this.batchId));
+      // One listing and batched deletes (S3), not a request per segment. It also removes what no
+      // row names (a segment uploaded by a holder that died before registering it).
+      if (segments.length > 0) await blobs.deletePrefix(segmentsPrefix(this.batchId), parts);
       await store.deleteSegments(this.batchId);
       await blobs.delete(groupedInputKey(this.batchId));
     } catch (err) {

@@ -6,7 +6,8 @@
  *   batches/<batch id>/segments/<kind>-<shard>-<epoch>-<seq>.jsonl
  *                                                       result lines of one shard, written by one
  *                                                       lease holder (epoch), in order (seq)
- *   batches/<batch id>/output.jsonl | errors.jsonl      the composed result files of a finished batch
+ *   batches/<batch id>/output.jsonl | errors.jsonl      the composed result files of a finished batch (on S3,
+ *                                                       manifests of their segments, which then stay)
  *   batches/<batch id>/custom-ids.idx                   hash(custom_id) → shard, written by validation (docs/results.md)
  *   batches/<batch id>/results-map.json                 each shard's byte range in the composed files, written at finalize
  *   uploads/<upload id>/<part id>                       a part of an upload (Uploads API) until it completes

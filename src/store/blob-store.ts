@@ -21,6 +21,8 @@ export interface BlobStore {
   readonly kind: 'local' | 's3';
   /** True when appends are durable before `seal()` (see above). */
   readonly durableAppend: boolean;
+  /** True when `compose` refers to its parts instead of copying them (see there). */
+  readonly composeByReference: boolean;
 
   /** A write stream that lands at `key` only when `commit()` is called; `abort()` removes every trace. */
   createUpload(key: string): BlobUpload;
@@ -32,10 +34,13 @@ export interface BlobStore {
   openRead(key: string, opts?: { start?: number; end?: number }): Readable;
   /** Size in bytes, or null when there is no such blob. */
   size(key: string): Promise<number | null>;
-  /** Removes the blob; no error when it is already gone. */
+  /** Removes the blob (a blob composed by reference: with its parts); no error when it is already gone. */
   delete(key: string): Promise<void>;
-  /** Removes every blob whose key starts with `prefix` (which must end with '/'); returns how many. */
-  deletePrefix(prefix: string): Promise<number>;
+  /**
+   * Removes every blob whose key starts with `prefix` (which must end with '/') except the keys in
+   * `keep`; returns how many.
+   */
+  deletePrefix(prefix: string, keep?: ReadonlySet<string>): Promise<number>;
 
   /**
    * Starts a new result segment at `key` (a key that was never written). Nothing exists at `key`
@@ -46,8 +51,13 @@ export interface BlobStore {
   /**
    * Writes a new blob at `key` that is the concatenation of the first `bytes` bytes of each part,
    * in order (parts with `bytes` 0 are skipped and need not exist; a part shorter than its `bytes`
-   * fails the compose, and nothing lands at `key`). Streams: memory stays bounded whatever the
-   * sizes. The parts are left in place. Returns the size of the new blob.
+   * fails the compose, and nothing lands at `key`). Returns the size of the new blob. Either way
+   * memory stays bounded whatever the sizes:
+   *   - by copy (local disk, `composeByReference: false`): the bytes are streamed into a new file;
+   *     the parts are left in place, and the caller may remove them.
+   *   - by reference (S3, `composeByReference: true`): only a manifest of the parts is written;
+   *     reads of `key` read the parts, `delete(key)` removes them too. The parts belong to `key`
+   *     from then on: the caller must leave them (a `deletePrefix` of theirs destroys `key`).
    */
   compose(key: string, parts: readonly BlobPart[]): Promise<number>;
 

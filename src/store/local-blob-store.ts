@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream, mkdirSync } from 'node:fs';
 import { readdir, rm, rmdir, stat, statfs, unlink } from 'node:fs/promises';
-import { dirname, join, resolve, sep } from 'node:path';
+import { dirname, join, relative, resolve, sep } from 'node:path';
 import type { Readable } from 'node:stream';
 
 import { assertValidKey, assertValidPrefix } from './blob-key-rules.js';
@@ -22,6 +22,7 @@ const PART_SUFFIX = '.part';
 export class LocalBlobStore implements BlobStore {
   readonly kind = 'local';
   readonly durableAppend = true;
+  readonly composeByReference = false;
   readonly rootDir: string;
   readonly #tmpDir: string;
 
@@ -66,7 +67,7 @@ export class LocalBlobStore implements BlobStore {
     await this.#pruneFrom(dirname(path));
   }
 
-  async deletePrefix(prefix: string): Promise<number> {
+  async deletePrefix(prefix: string, keep: ReadonlySet<string> = new Set()): Promise<number> {
     assertValidPrefix(prefix);
     const dir = this.#pathOf(prefix.slice(0, -1));
     let entries;
@@ -76,9 +77,20 @@ export class LocalBlobStore implements BlobStore {
       if (isErrno(err, 'ENOENT', 'ENOTDIR')) return 0;
       throw err;
     }
-    await rm(dir, { recursive: true, force: true });
-    await this.#pruneFrom(dirname(dir));
-    return entries.filter((e) => e.isFile()).length;
+    const files = entries.filter((e) => e.isFile());
+    if (keep.size === 0) {
+      await rm(dir, { recursive: true, force: true });
+      await this.#pruneFrom(dirname(dir));
+      return files.length;
+    }
+    let deleted = 0;
+    for (const f of files) {
+      const key = relative(this.rootDir, join(f.parentPath, f.name)).split(sep).join('/');
+      if (keep.has(key)) continue;
+      await this.delete(key);
+      deleted++;
+    }
+    return deleted;
   }
 
   openSegment(key: string): SegmentWriter {

@@ -1,10 +1,13 @@
 import { Readable } from 'node:stream';
+import { finished } from 'node:stream/promises';
 
 import {
   DeleteObjectCommand,
   DeleteObjectsCommand,
   GetObjectCommand,
+  type GetObjectCommandOutput,
   HeadObjectCommand,
+  type HeadObjectCommandOutput,
   paginateListObjectsV2,
   PutObjectCommand,
   S3Client,
@@ -13,7 +16,7 @@ import {
 
 import { assertValidKey, assertValidPrefix } from './blob-key-rules.js';
 import type { BlobPart, BlobStore, BlobUpload, SegmentWriter } from './blob-store.js';
-import { composeParts } from './compose-parts.js';
+import { decodeManifest, encodeManifest, type Manifest, MANIFEST_META, partRanges } from './s3-manifest.js';
 import { S3SegmentWriter } from './s3-segment-writer.js';
 import { S3Upload, type S3UploadOptions } from './s3-upload.js';
 import { normalizeS3Prefix } from './s3-url.js';
@@ -46,6 +49,7 @@ export interface S3BlobStoreOptions {
 export class S3BlobStore implements BlobStore {
   readonly kind = 's3';
   readonly durableAppend = false;
+  readonly composeByReference = true;
   readonly bucket: string;
   /** '' or ending with '/'. */
   readonly prefix: string;
@@ -77,63 +81,42 @@ export class S3BlobStore implements BlobStore {
   }
 
   createUpload(key: string): BlobUpload {
-    return new S3Upload(this.client, this.bucket, this.#objectKey(key), this.#upload, () => this.delete(key));
+    return new S3Upload(this.client, this.bucket, this.#objectKey(key), this.#upload, () => this.#deleteObject(key));
   }
 
   openRead(key: string, opts: { start?: number; end?: number } = {}): Readable {
-    const params = { Bucket: this.bucket, Key: this.#objectKey(key) };
-    const { start, end } = opts;
-    const range = start === undefined && end === undefined ? undefined : `bytes=${start ?? 0}-${end ?? ''}`;
-    const client = this.client;
-    async function* body(): AsyncGenerator<Buffer> {
-      let res;
-      try {
-        res = await client.send(new GetObjectCommand({ ...params, Range: range }));
-      } catch (err) {
-        if (s3Error(err, 'InvalidRange', 416)) return; // starts past the end: nothing, as on disk
-        if (s3Error(err, 'NoSuchKey')) throw Object.assign(new Error(`No such blob: ${key}`), { code: 'ENOENT', cause: err });
-        throw err;
-      }
-      if (!(res.Body instanceof Readable)) throw new Error(`GetObject ${key}: no body stream`);
-      // Some servers widen a range (s3rver answers bytes=0-0 with everything): never hand out more.
-      let left = end === undefined ? Infinity : end - (start ?? 0) + 1;
-      for await (const chunk of res.Body as AsyncIterable<Buffer>) {
-        if (chunk.length >= left) {
-          if (left > 0) yield chunk.subarray(0, left);
-          return;
-        }
-        left -= chunk.length;
-        yield chunk;
-      }
-    }
-    return Readable.from(body(), { objectMode: false });
+    this.#objectKey(key); // an invalid key throws here, not in the stream
+    return Readable.from(this.#read(key, opts.start ?? 0, opts.end), { objectMode: false });
   }
 
   async size(key: string): Promise<number | null> {
-    try {
-      const res = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: this.#objectKey(key) }));
-      return res.ContentLength ?? 0;
-    } catch (err) {
-      if (s3Error(err, 'NotFound', 404)) return null;
-      throw err;
-    }
+    const head = await this.#head(key);
+    if (head === null) return null;
+    const composed = head.Metadata?.[MANIFEST_META];
+    return composed !== undefined ? Number(composed) : (head.ContentLength ?? 0);
   }
 
+  /** A composed blob takes its parts with it (see `compose`). */
   async delete(key: string): Promise<void> {
-    await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: this.#objectKey(key) }));
+    const head = await this.#head(key);
+    if (head === null) return;
+    if (head.Metadata?.[MANIFEST_META] !== undefined) {
+      // Parts first: if this fails half-way, the manifest is still there for a retry to finish.
+      const parts = (await this.#readManifest(key)).parts.map((p) => this.#objectKey(p.key));
+      for (let i = 0; i < parts.length; i += this.#pageSize) await this.#deleteObjects(parts.slice(i, i + this.#pageSize), key);
+    }
+    await this.#deleteObject(key);
   }
 
-  async deletePrefix(prefix: string): Promise<number> {
+  async deletePrefix(prefix: string, keep: ReadonlySet<string> = new Set()): Promise<number> {
     assertValidPrefix(prefix);
     let deleted = 0;
     const pages = paginateListObjectsV2({ client: this.client, pageSize: this.#pageSize }, { Bucket: this.bucket, Prefix: this.prefix + prefix });
     for await (const page of pages) {
-      const objects = (page.Contents ?? []).flatMap((o) => (o.Key === undefined ? [] : [{ Key: o.Key }]));
-      if (objects.length === 0) continue;
-      const res = await this.client.send(new DeleteObjectsCommand({ Bucket: this.bucket, Delete: { Objects: objects, Quiet: true } }));
-      const failed = res.Errors ?? [];
-      if (failed.length > 0) throw new Error(`Could not delete ${failed.length} blobs under ${prefix}: ${failed[0]!.Code} ${failed[0]!.Message}`);
-      deleted += objects.length;
+      const keys = (page.Contents ?? []).flatMap((o) => (o.Key === undefined || keep.has(o.Key.slice(this.prefix.length)) ? [] : [o.Key]));
+      if (keys.length === 0) continue;
+      await this.#deleteObjects(keys, prefix);
+      deleted += keys.length;
     }
     return deleted;
   }
@@ -145,12 +128,33 @@ export class S3BlobStore implements BlobStore {
       async (body) => {
         await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key, Body: body }));
       },
-      () => this.delete(key),
+      () => this.#deleteObject(key),
     );
   }
 
-  compose(key: string, parts: readonly BlobPart[]): Promise<number> {
-    return composeParts(this, key, parts);
+  /**
+   * By reference: checks each part's size, then writes a manifest at `key` (s3-manifest.ts) that
+   * reads resolve to the parts' bytes, so nothing is copied. The parts then belong to `key`.
+   */
+  async compose(key: string, parts: readonly BlobPart[]): Promise<number> {
+    this.#objectKey(key);
+    for (const p of parts) {
+      this.#objectKey(p.key);
+      if (!Number.isSafeInteger(p.bytes) || p.bytes < 0) throw new Error(`Invalid byte count ${p.bytes} for part ${p.key}`);
+    }
+    const used = parts.filter((p) => p.bytes > 0);
+    await eachLimited(used, PART_CHECKS_AT_ONCE, async (p) => {
+      const head = await this.#head(p.key);
+      if (head === null) throw noSuchBlob(p.key);
+      if (head.Metadata?.[MANIFEST_META] !== undefined) throw new Error(`Part ${p.key} is itself composed; compose its parts instead`);
+      const size = head.ContentLength ?? 0;
+      if (size < p.bytes) throw new Error(`Part ${p.key} has ${size} bytes, fewer than the ${p.bytes} to compose`);
+    });
+    const { body, bytes } = encodeManifest(used);
+    await this.client.send(
+      new PutObjectCommand({ Bucket: this.bucket, Key: this.#objectKey(key), Body: body, ContentType: 'application/json', Metadata: { [MANIFEST_META]: String(bytes) } }),
+    );
+    return bytes;
   }
 
   /** S3 has no bound to report. */
@@ -168,10 +172,133 @@ export class S3BlobStore implements BlobStore {
     this.client.destroy();
   }
 
+  async *#read(key: string, start: number, end: number | undefined): AsyncGenerator<Buffer> {
+    const res = await this.#get(key, start, end);
+    if (res === null) {
+      // Starts past the end: nothing, as on disk. Unless the key is a manifest shorter than `start`.
+      const manifest = await this.#manifestOf(key);
+      if (manifest !== null) yield* this.#readComposed(key, manifest, start, end);
+      return;
+    }
+    if (res.Metadata?.[MANIFEST_META] !== undefined) {
+      await finished(res.Body.resume()); // a few bytes of the manifest: drain them, keep the socket
+      yield* this.#readComposed(key, await this.#readManifest(key), start, end);
+      return;
+    }
+    yield* limited(res.Body, end === undefined ? Infinity : end - start + 1);
+  }
+
+  /** GetObject of [start, end]; null when the range starts past the end. */
+  async #get(key: string, start: number, end: number | undefined): Promise<GetResult | null> {
+    const range = start === 0 && end === undefined ? undefined : `bytes=${start}-${end ?? ''}`;
+    let res;
+    try {
+      res = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: this.#objectKey(key), Range: range }));
+    } catch (err) {
+      if (s3Error(err, 'InvalidRange', 416)) return null;
+      if (s3Error(err, 'NoSuchKey')) throw noSuchBlob(key, err);
+      throw err;
+    }
+    if (!(res.Body instanceof Readable)) throw new Error(`GetObject ${key}: no body stream`);
+    return res as GetResult;
+  }
+
+  async #head(key: string): Promise<HeadObjectCommandOutput | null> {
+    try {
+      return await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: this.#objectKey(key) }));
+    } catch (err) {
+      if (s3Error(err, 'NotFound', 404)) return null;
+      throw err;
+    }
+  }
+
+  async #readManifest(key: string): Promise<Manifest> {
+    const res = await this.#get(key, 0, undefined);
+    if (res === null || res.Metadata?.[MANIFEST_META] === undefined) throw new Error(`Blob ${key} was replaced while it was read`);
+    const chunks: Buffer[] = [];
+    for await (const chunk of res.Body) chunks.push(chunk as Buffer);
+    return decodeManifest(Buffer.concat(chunks), key);
+  }
+
+  async #manifestOf(key: string): Promise<Manifest | null> {
+    const head = await this.#head(key);
+    return head?.Metadata?.[MANIFEST_META] === undefined ? null : this.#readManifest(key);
+  }
+
+  /** The range of a composed blob, part after part; the next part's request is sent while one streams. */
+  async *#readComposed(key: string, manifest: Manifest, start: number, end: number | undefined): AsyncGenerator<Buffer> {
+    const pieces = [...partRanges(manifest, start, end ?? Infinity)];
+    const request = (i: number): Promise<GetResult | null> | null => {
+      const p = pieces[i];
+      if (p === undefined) return null;
+      const res = this.#get(p.key, p.start, p.end).catch((err: unknown) => {
+        throw (err as { code?: string }).code === 'ENOENT' ? noSuchBlob(`${p.key} (part of ${key})`, err) : err;
+      });
+      res.catch(() => undefined); // awaited in turn below; never an unhandled rejection meanwhile
+      return res;
+    };
+    let next = request(0);
+    try {
+      for (let i = 0; next !== null; i++) {
+        const res = await next;
+        next = request(i + 1);
+        const want = pieces[i]!.end - pieces[i]!.start + 1;
+        let got = 0;
+        if (res !== null) {
+          for await (const chunk of limited(res.Body, want)) {
+            got += chunk.length;
+            yield chunk;
+          }
+        }
+        if (got !== want) throw new Error(`Part ${pieces[i]!.key} of ${key} has fewer bytes than its manifest says`);
+      }
+    } finally {
+      // Ended early (an error, or the reader went away): the request sent ahead must not hold its socket.
+      void next?.then((r) => r?.Body.destroy(), () => undefined);
+    }
+  }
+
+  async #deleteObject(key: string): Promise<void> {
+    await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: this.#objectKey(key) }));
+  }
+
+  /** One DeleteObjects of full object keys (at most 1000). */
+  async #deleteObjects(objectKeys: readonly string[], what: string): Promise<void> {
+    const res = await this.client.send(new DeleteObjectsCommand({ Bucket: this.bucket, Delete: { Objects: objectKeys.map((Key) => ({ Key })), Quiet: true } }));
+    const failed = res.Errors ?? [];
+    if (failed.length > 0) throw new Error(`Could not delete ${failed.length} blobs of ${what}: ${failed[0]!.Code} ${failed[0]!.Message}`);
+  }
+
   #objectKey(key: string): string {
     assertValidKey(key);
     return this.prefix + key;
   }
+}
+
+type GetResult = GetObjectCommandOutput & { Body: Readable };
+
+const PART_CHECKS_AT_ONCE = 8;
+
+const noSuchBlob = (key: string, cause?: unknown): Error => Object.assign(new Error(`No such blob: ${key}`), { code: 'ENOENT', cause });
+
+/** At most `left` bytes of `body` (some servers widen a range: s3rver answers bytes=0-0 with everything). */
+async function* limited(body: AsyncIterable<Buffer>, left: number): AsyncGenerator<Buffer> {
+  for await (const chunk of body) {
+    if (chunk.length >= left) {
+      if (left > 0) yield chunk.subarray(0, left);
+      return;
+    }
+    left -= chunk.length;
+    yield chunk;
+  }
+}
+
+async function eachLimited<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let i = 0;
+  const worker = async (): Promise<void> => {
+    while (i < items.length) await fn(items[i++]!);
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
 }
 
 function s3Error(err: unknown, name: string, status?: number): boolean {

@@ -442,6 +442,19 @@ describe('cancel and delete', () => {
     expect(unknown.status).toBe(404);
     expectJsonHeaders(unknown.headers, 'delete unknown');
   });
+
+  it('DELETE /v1/files/:id of an output file removes every blob that held its lines, and only those', async () => {
+    const input = await upload(client, chatLines(6, { prefix: 'delout', marker: (i) => (i === 2 ? 'MOCK_FAIL_400' : undefined) }), 'delout.jsonl');
+    const b = await waitDone(client, (await create(input)).id);
+    expect(b.request_counts).toEqual({ total: 6, completed: 5, failed: 1 });
+    const errorsBefore = await (await client.files.content(b.error_file_id!)).text();
+    await client.files.delete(b.output_file_id!);
+    const left = await besh.listBlobs(`batches/${b.id}/`);
+    expect(left.filter((k) => k.endsWith('/output.jsonl') || k.includes('/segments/output-'))).toEqual([]);
+    expect(left.some((k) => k.endsWith('/errors.jsonl'))).toBe(true);
+    expect(await (await client.files.content(b.error_file_id!)).text()).toBe(errorsBefore);
+    await rejects(client.files.content(b.output_file_id!), OpenAI.NotFoundError, 404);
+  });
 });
 
 describe('lifecycle on the core endpoints', () => {

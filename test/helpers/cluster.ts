@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 
-import { ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
+import { GetObjectCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
 import OpenAI from 'openai';
 
 import type { BeshProcess } from './besh-process.js';
@@ -27,6 +27,8 @@ export interface ClusterBackend {
   env: Record<string, string>;
   /** Keys under `prefix` in this cluster's part of the bucket, sorted. */
   listBlobs(prefix: string): Promise<string[]>;
+  /** The object stored at `key` as it is in the bucket (a composed file: its manifest). */
+  readObject(key: string): Promise<Buffer>;
   stop(): Promise<void>;
 }
 
@@ -59,6 +61,10 @@ export async function startClusterBackend(): Promise<ClusterBackend> {
         token = page.NextContinuationToken;
       } while (token);
       return keys.sort();
+    },
+    async readObject(key: string) {
+      const res = await client.send(new GetObjectCommand({ Bucket: s3.bucket, Key: `${prefix}/${key}` }));
+      return Buffer.from(await res.Body!.transformToByteArray());
     },
     async stop() {
       client.destroy();

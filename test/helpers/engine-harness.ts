@@ -445,6 +445,7 @@ export interface BlobHooks {
 export class HarnessBlobs implements BlobStore {
   readonly kind = 'local';
   readonly durableAppend = true;
+  readonly composeByReference = false;
   readonly real: LocalBlobStore;
   readonly reads: BlobRead[] = [];
   readonly appends: SegmentAppend[] = [];
@@ -480,8 +481,8 @@ export class HarnessBlobs implements BlobStore {
     return this.real.delete(key);
   }
 
-  deletePrefix(prefix: string): Promise<number> {
-    return this.real.deletePrefix(prefix);
+  deletePrefix(prefix: string, keep?: ReadonlySet<string>): Promise<number> {
+    return this.real.deletePrefix(prefix, keep);
   }
 
   openSegment(key: string): SegmentWriter {

@@ -99,8 +99,14 @@ describe('results on a two-replica cluster', () => {
       expect([...outputLines, ...errorLines]).toContain(r.text.trimEnd());
     }
     expect((await getResults(baseURL, b.id, { custom_id: 'cl-x' })).body.error.code).toBe('custom_id_not_found');
-    // In the bucket, once the finalizer has removed the segments (after the terminal write): the files, the index and the map.
-    const expected = ['custom-ids.idx', 'errors.jsonl', 'output.jsonl', 'results-map.json'].map((f) => `batches/${b.id}/${f}`);
+    // In the bucket, once the finalizer has removed what the run alone needed (after the terminal
+    // write): the files, the index, the map, and the segments the files are composed of (S3
+    // composes by reference: each file is a manifest of its segments).
+    const parts = async (file: string): Promise<string[]> =>
+      (JSON.parse((await backend.readObject(`batches/${b.id}/${file}`)).toString('utf8')) as { parts: Array<{ key: string }> }).parts.map((p) => p.key);
+    const referenced = [...(await parts('output.jsonl')), ...(await parts('errors.jsonl'))];
+    expect(referenced.length).toBeGreaterThan(1);
+    const expected = [...['custom-ids.idx', 'errors.jsonl', 'output.jsonl', 'results-map.json'].map((f) => `batches/${b.id}/${f}`), ...referenced].sort();
     const blobs = await blobsSettled((p) => backend.listBlobs(p), `batches/${b.id}/`, expected);
     expect(blobs).toEqual(expected);
     // Read again now that they are gone: the same lines, from the files.

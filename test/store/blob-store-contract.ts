@@ -180,6 +180,15 @@ export function blobStoreContract(name: string, makeStore: () => BlobStore | Pro
         await expect(store.delete('batches/batch_never/output.jsonl')).resolves.toBeUndefined();
       });
 
+      it('deletePrefix leaves the keys it is told to keep', async () => {
+        const store = await makeStore();
+        for (const k of ['batches/k/segments/a.jsonl', 'batches/k/segments/b.jsonl', 'batches/k/segments/c.jsonl']) await put(store, k, 'x');
+        expect(await store.deletePrefix('batches/k/segments/', new Set(['batches/k/segments/b.jsonl']))).toBe(2);
+        expect(await store.size('batches/k/segments/a.jsonl')).toBeNull();
+        expect(await store.size('batches/k/segments/b.jsonl')).toBe(1);
+        expect(await store.size('batches/k/segments/c.jsonl')).toBeNull();
+      });
+
       it('deletePrefix removes exactly the blobs under the prefix and counts them', async () => {
         const store = await makeStore();
         const mine = ['batches/b1/output.jsonl', ...[1, 2, 3, 4, 5].map((i) => `batches/b1/segments/output-${i}.jsonl`)];
@@ -381,6 +390,52 @@ export function blobStoreContract(name: string, makeStore: () => BlobStore | Pro
         const expected = Buffer.concat(datas.map((d, i) => d.subarray(0, parts[i]!.bytes)));
         expect(size).toBe(expected.length);
         expect((await readAll(store.openRead('batches/e/output.jsonl'))).equals(expected)).toBe(true);
+      });
+
+      it('reads back in every byte range, across part boundaries', async () => {
+        const store = await makeStore();
+        const texts = ['abc\n', 'de\n', 'fghij\n', 'k\n'];
+        const parts: BlobPart[] = [];
+        for (const [i, text] of texts.entries()) {
+          const key = `batches/r/segments/output-${i}.jsonl`;
+          await put(store, key, `${text}torn`);
+          parts.push({ key, bytes: text.length });
+        }
+        await store.compose('batches/r/output.jsonl', parts);
+        const whole = texts.join('');
+        for (let start = 0; start <= whole.length + 1; start++) {
+          for (let end = start; end <= whole.length + 1; end++) {
+            expect(await readText(store.openRead('batches/r/output.jsonl', { start, end })), `bytes ${start}-${end}`).toBe(whole.slice(start, end + 1));
+          }
+          expect(await readText(store.openRead('batches/r/output.jsonl', { start }))).toBe(whole.slice(start));
+        }
+        expect(await store.size('batches/r/output.jsonl')).toBe(whole.length);
+      });
+
+      it('delete removes the composed blob (and, composed by reference, its parts)', async () => {
+        const store = await makeStore();
+        await put(store, 'batches/g/segments/a.jsonl', 'a\n');
+        await put(store, 'batches/g/segments/b.jsonl', 'b\n');
+        const parts = [
+          { key: 'batches/g/segments/a.jsonl', bytes: 2 },
+          { key: 'batches/g/segments/b.jsonl', bytes: 2 },
+        ];
+        await store.compose('batches/g/output.jsonl', parts);
+        await store.delete('batches/g/output.jsonl');
+        expect(await store.size('batches/g/output.jsonl')).toBeNull();
+        await expect(readText(store.openRead('batches/g/output.jsonl'))).rejects.toMatchObject({ code: 'ENOENT' });
+        for (const p of parts) expect(await store.size(p.key)).toBe(store.composeByReference ? null : 2);
+        await store.delete('batches/g/output.jsonl'); // already gone: fine
+      });
+
+      it('an upload replaces a composed blob', async () => {
+        const store = await makeStore();
+        await put(store, 'batches/h/segments/a.jsonl', 'composed\n');
+        await store.compose('batches/h/output.jsonl', [{ key: 'batches/h/segments/a.jsonl', bytes: 9 }]);
+        await put(store, 'batches/h/output.jsonl', 'uploaded\n');
+        expect(await readText(store.openRead('batches/h/output.jsonl'))).toBe('uploaded\n');
+        expect(await readText(store.openRead('batches/h/output.jsonl', { start: 2, end: 3 }))).toBe('lo');
+        expect(await store.size('batches/h/output.jsonl')).toBe(9);
       });
 
       it('replaces an existing blob', async () => {

@@ -195,6 +195,44 @@ describe('S3BlobStore', () => {
     await expect(up.commit()).rejects.toThrow();
   });
 
+  it('composes by reference: a small manifest, no part downloaded or uploaded again', async () => {
+    const store = makeStore();
+    expect(store.composeByReference).toBe(true);
+    const datas = [randomBytes(3 * MiB), randomBytes(2 * MiB + 7)];
+    const parts = [];
+    for (const [i, data] of datas.entries()) {
+      await put(store, `batches/m/segments/output-${i}.jsonl`, data);
+      parts.push({ key: `batches/m/segments/output-${i}.jsonl`, bytes: data.length });
+    }
+    const log = commandLog(store.client);
+    expect(await store.compose('batches/m/output.jsonl', parts)).toBe(5 * MiB + 7);
+    expect(log.sort()).toEqual(['HeadObjectCommand', 'HeadObjectCommand', 'PutObjectCommand']);
+    const listed = await store.client.send(new ListObjectsV2Command({ Bucket: server.bucket, Prefix: `${store.prefix}batches/m/output` }));
+    expect(listed.Contents?.[0]?.Size).toBeLessThan(1024);
+    expect(await store.size('batches/m/output.jsonl')).toBe(5 * MiB + 7);
+    const back: Buffer[] = [];
+    for await (const chunk of store.openRead('batches/m/output.jsonl')) back.push(chunk as Buffer);
+    expect(Buffer.concat(back).equals(Buffer.concat(datas))).toBe(true);
+    // A range past the manifest object's own size (S3 answers 416 to the first GET).
+    const tail: Buffer[] = [];
+    for await (const chunk of store.openRead('batches/m/output.jsonl', { start: 4 * MiB, end: 4 * MiB + 9 })) tail.push(chunk as Buffer);
+    expect(Buffer.concat(tail).equals(Buffer.concat(datas).subarray(4 * MiB, 4 * MiB + 10))).toBe(true);
+    await expect(store.compose('batches/m/again.jsonl', [{ key: 'batches/m/output.jsonl', bytes: 1 }])).rejects.toThrow(/itself composed/);
+  });
+
+  it('a composed blob whose part is gone fails its reads with ENOENT', async () => {
+    const store = makeStore();
+    await put(store, 'batches/n/segments/a.jsonl', 'a\n');
+    await put(store, 'batches/n/segments/b.jsonl', 'b\n');
+    await store.compose('batches/n/output.jsonl', [
+      { key: 'batches/n/segments/a.jsonl', bytes: 2 },
+      { key: 'batches/n/segments/b.jsonl', bytes: 2 },
+    ]);
+    await store.deletePrefix('batches/n/segments/', new Set(['batches/n/segments/a.jsonl']));
+    expect(await readText(store.openRead('batches/n/output.jsonl', { start: 0, end: 1 }))).toBe('a\n');
+    await expect(readText(store.openRead('batches/n/output.jsonl'))).rejects.toMatchObject({ code: 'ENOENT', message: /b\.jsonl \(part of batches\/n\/output\.jsonl\)/ });
+  });
+
   it('parses s3:// URLs', () => {
     expect(parseS3Url('s3://my-bucket')).toEqual({ bucket: 'my-bucket', prefix: '' });
     expect(parseS3Url('s3://my-bucket/')).toEqual({ bucket: 'my-bucket', prefix: '' });
