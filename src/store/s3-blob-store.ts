@@ -134,7 +134,8 @@ export class S3BlobStore implements BlobStore {
 
   /**
    * By reference: checks each part's size, then writes a manifest at `key` (s3-manifest.ts) that
-   * reads resolve to the parts' bytes, so nothing is copied. The parts then belong to `key`.
+   * reads resolve to the parts' bytes, so nothing is copied. The parts then belong to `key`, and
+   * must be plain blobs (uploads or segments), not composed ones.
    */
   async compose(key: string, parts: readonly BlobPart[]): Promise<number> {
     this.#objectKey(key);
@@ -143,13 +144,12 @@ export class S3BlobStore implements BlobStore {
       if (!Number.isSafeInteger(p.bytes) || p.bytes < 0) throw new Error(`Invalid byte count ${p.bytes} for part ${p.key}`);
     }
     const used = parts.filter((p) => p.bytes > 0);
-    await eachLimited(used, PART_CHECKS_AT_ONCE, async (p) => {
-      const head = await this.#head(p.key);
-      if (head === null) throw noSuchBlob(p.key);
-      if (head.Metadata?.[MANIFEST_META] !== undefined) throw new Error(`Part ${p.key} is itself composed; compose its parts instead`);
-      const size = head.ContentLength ?? 0;
+    const sizes = await this.#sizesOf(used.map((p) => p.key));
+    for (const p of used) {
+      const size = sizes.get(p.key);
+      if (size === undefined) throw noSuchBlob(p.key);
       if (size < p.bytes) throw new Error(`Part ${p.key} has ${size} bytes, fewer than the ${p.bytes} to compose`);
-    });
+    }
     const { body, bytes } = encodeManifest(used);
     await this.client.send(
       new PutObjectCommand({ Bucket: this.bucket, Key: this.#objectKey(key), Body: body, ContentType: 'application/json', Metadata: { [MANIFEST_META]: String(bytes) } }),
@@ -203,6 +203,23 @@ export class S3BlobStore implements BlobStore {
     return res as GetResult;
   }
 
+  /** Sizes of the existing keys among `keys`: one listing per folder they are in (1000 keys a page), not a HEAD each. */
+  async #sizesOf(keys: readonly string[]): Promise<Map<string, number>> {
+    const wanted = new Set(keys);
+    const folders = new Set(keys.map((k) => k.slice(0, k.lastIndexOf('/') + 1)));
+    const sizes = new Map<string, number>();
+    for (const folder of folders) {
+      const pages = paginateListObjectsV2({ client: this.client, pageSize: this.#pageSize }, { Bucket: this.bucket, Prefix: this.prefix + folder, Delimiter: '/' });
+      for await (const page of pages) {
+        for (const o of page.Contents ?? []) {
+          const key = o.Key?.slice(this.prefix.length);
+          if (key !== undefined && wanted.has(key)) sizes.set(key, o.Size ?? 0);
+        }
+      }
+    }
+    return sizes;
+  }
+
   async #head(key: string): Promise<HeadObjectCommandOutput | null> {
     try {
       return await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: this.#objectKey(key) }));
@@ -225,23 +242,27 @@ export class S3BlobStore implements BlobStore {
     return head?.Metadata?.[MANIFEST_META] === undefined ? null : this.#readManifest(key);
   }
 
-  /** The range of a composed blob, part after part; the next part's request is sent while one streams. */
+  /**
+   * The range of a composed blob, part after part. Each GET costs a round trip before its first
+   * byte, so the next READ_AHEAD parts' requests are sent while one streams (their responses wait
+   * unread, a socket buffer each).
+   */
   async *#readComposed(key: string, manifest: Manifest, start: number, end: number | undefined): AsyncGenerator<Buffer> {
     const pieces = [...partRanges(manifest, start, end ?? Infinity)];
-    const request = (i: number): Promise<GetResult | null> | null => {
-      const p = pieces[i];
-      if (p === undefined) return null;
+    const request = (i: number): Promise<GetResult | null> => {
+      const p = pieces[i]!;
       const res = this.#get(p.key, p.start, p.end).catch((err: unknown) => {
         throw (err as { code?: string }).code === 'ENOENT' ? noSuchBlob(`${p.key} (part of ${key})`, err) : err;
       });
       res.catch(() => undefined); // awaited in turn below; never an unhandled rejection meanwhile
       return res;
     };
-    let next = request(0);
+    const ahead: Array<Promise<GetResult | null>> = [];
+    let sent = 0;
     try {
-      for (let i = 0; next !== null; i++) {
-        const res = await next;
-        next = request(i + 1);
+      for (let i = 0; i < pieces.length; i++) {
+        while (sent < pieces.length && sent <= i + READ_AHEAD) ahead.push(request(sent++));
+        const res = await ahead.shift()!;
         const want = pieces[i]!.end - pieces[i]!.start + 1;
         let got = 0;
         if (res !== null) {
@@ -253,8 +274,8 @@ export class S3BlobStore implements BlobStore {
         if (got !== want) throw new Error(`Part ${pieces[i]!.key} of ${key} has fewer bytes than its manifest says`);
       }
     } finally {
-      // Ended early (an error, or the reader went away): the request sent ahead must not hold its socket.
-      void next?.then((r) => r?.Body.destroy(), () => undefined);
+      // Ended early (an error, or the reader went away): the requests sent ahead must not hold their sockets.
+      for (const p of ahead) void p.then((r) => r?.Body.destroy(), () => undefined);
     }
   }
 
@@ -277,7 +298,7 @@ export class S3BlobStore implements BlobStore {
 
 type GetResult = GetObjectCommandOutput & { Body: Readable };
 
-const PART_CHECKS_AT_ONCE = 8;
+const READ_AHEAD = 4;
 
 const noSuchBlob = (key: string, cause?: unknown): Error => Object.assign(new Error(`No such blob: ${key}`), { code: 'ENOENT', cause });
 
@@ -291,14 +312,6 @@ async function* limited(body: AsyncIterable<Buffer>, left: number): AsyncGenerat
     left -= chunk.length;
     yield chunk;
   }
-}
-
-async function eachLimited<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
-  let i = 0;
-  const worker = async (): Promise<void> => {
-    while (i < items.length) await fn(items[i++]!);
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
 }
 
 function s3Error(err: unknown, name: string, status?: number): boolean {
