@@ -110,7 +110,7 @@ export const clusterScale: Scenario = {
 };
 
 /** Rounds of the stores comparison: one run of each per round, alternately, so both see the same moments of a shared machine. */
-const STORES_ROUNDS = 3;
+const STORES_ROUNDS = 5;
 
 /**
  * One replica on PostgreSQL + S3 against one on SQLite + disk, zero-latency mock: what the shared
