@@ -167,8 +167,8 @@ chromium-for-tests:
 test: install nginx-for-tests chromium-for-tests lint typecheck build ## Install if needed, lint, typecheck, build and run all tests
 	$(NPM) test
 
-bench: build ## Run the benchmark (not a test)
-	node dist/bench/run.js
+bench: build ## Run the benchmark (not a test); ONLY=cluster (or any scenario list), QUICK=1
+	node dist/bench/run.js $(if $(ONLY),--only $(ONLY)) $(if $(QUICK),--quick)
 
 clean: ## Remove build output (keeps ./data)
 	rm -rf dist web/dist
