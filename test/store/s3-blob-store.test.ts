@@ -219,6 +219,38 @@ describe('S3BlobStore', () => {
     expect(Buffer.concat(tail).equals(Buffer.concat(datas).subarray(4 * MiB, 4 * MiB + 10))).toBe(true);
   });
 
+  it('reads a composed blob with the next parts requested while one streams, at most 5 at once, all closed when the reader leaves', async () => {
+    const store = makeStore();
+    const parts = [];
+    for (let i = 0; i < 12; i++) {
+      await put(store, `batches/q/segments/output-${i}.jsonl`, `${String(i).padStart(3, '0')}\n`);
+      parts.push({ key: `batches/q/segments/output-${i}.jsonl`, bytes: 4 });
+    }
+    await store.compose('batches/q/output.jsonl', parts);
+    let open = 0;
+    let mostAtOnce = 0;
+    store.client.middlewareStack.add(
+      (next, context) => async (args) => {
+        if (context.commandName !== 'GetObjectCommand' || !String((args.input as { Key: string }).Key).includes('/segments/')) return next(args);
+        mostAtOnce = Math.max(mostAtOnce, ++open);
+        const out = await next(args);
+        const body = (out.output as { Body: Readable }).Body;
+        body.once('close', () => open--);
+        return out;
+      },
+      { step: 'initialize', name: 'openParts' },
+    );
+    expect(await readText(store.openRead('batches/q/output.jsonl'))).toBe(Array.from({ length: 12 }, (_, i) => `${String(i).padStart(3, '0')}\n`).join(''));
+    expect(mostAtOnce).toBeGreaterThan(1);
+    expect(mostAtOnce).toBeLessThanOrEqual(5);
+    expect(open).toBe(0);
+    // A reader that goes away after the first part: the parts requested ahead are closed too.
+    const stream = store.openRead('batches/q/output.jsonl');
+    for await (const _ of stream) break;
+    for (let waited = 0; open > 0 && waited < 2000; waited += 20) await new Promise((r) => setTimeout(r, 20));
+    expect(open).toBe(0);
+  });
+
   it('a composed blob whose part is gone fails its reads with ENOENT', async () => {
     const store = makeStore();
     await put(store, 'batches/n/segments/a.jsonl', 'a\n');
