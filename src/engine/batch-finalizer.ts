@@ -76,10 +76,8 @@ export class BatchFinalizer implements LocalTask {
       const segments = await store.listSegments(this.batchId);
       const files: FileRecord[] = [];
       const map = new ResultMapBuilder();
-      // Segments a file composed by reference consists of (they must outlive the run).
-      const referenced = new Set<string>();
-      const output = await this.#compose(batch, 'output', segments, files, map, referenced);
-      const error = await this.#compose(batch, 'error', segments, files, map, referenced);
+      const output = await this.#compose(batch, 'output', segments, files, map);
+      const error = await this.#compose(batch, 'error', segments, files, map);
       if (this.#stopReason) return await this.#lostWhileComposing(files);
       // Before the terminal write: results cursors read the files through it once the segments are gone.
       await writeResultMap(this.#ctx.blobs, this.batchId, map.build(shards.length));
@@ -92,6 +90,8 @@ export class BatchFinalizer implements LocalTask {
       };
       const finished = (await finishBatch(this.#ctx, this.#fence, [from], to, fields)) ?? (await this.#cancelledMeanwhile(fields));
       finalizeFailures.delete(this.batchId);
+      // A file composed by reference consists of its segments: those outlive the run.
+      const referenced = new Set(this.#ctx.blobs.composeByReference ? [...output.parts, ...error.parts] : []);
       if (finished) await this.#dropSegments(segments, referenced);
       else await this.#lostWhileComposing(files);
     } catch (err) {
@@ -111,15 +111,14 @@ export class BatchFinalizer implements LocalTask {
     }
   }
 
-  /** One kind's segments → its file (none when there is no line). */
+  /** One kind's segments → its file (none when there is no line), and the segment keys it is made of. */
   async #compose(
     batch: BatchRecord,
     kind: ResultKind,
     segments: readonly SegmentRecord[],
     files: FileRecord[],
     map: ResultMapBuilder,
-    referenced: Set<string>,
-  ): Promise<{ fileId: string | null; lines: number }> {
+  ): Promise<{ fileId: string | null; lines: number; parts: string[] }> {
     const { blobs } = this.#ctx;
     const parts: Array<{ key: string; bytes: number }> = [];
     let lines = 0;
@@ -131,10 +130,9 @@ export class BatchFinalizer implements LocalTask {
       map.add(kind, seg.shardNo, sized.bytes);
       lines += sized.lines;
     }
-    if (lines === 0) return { fileId: null, lines: 0 };
+    if (lines === 0) return { fileId: null, lines: 0, parts: [] };
     const key = resultFileKey(this.batchId, kind);
     const bytes = await blobs.compose(key, parts);
-    if (blobs.composeByReference) for (const p of parts) referenced.add(p.key);
     const now = nowSeconds();
     const ttl = batch.outputExpiresAfter;
     const file: FileRecord = {
@@ -150,7 +148,7 @@ export class BatchFinalizer implements LocalTask {
       lines,
     };
     files.push(file);
-    return { fileId: file.id, lines };
+    return { fileId: file.id, lines, parts: parts.map((p) => p.key) };
   }
 
   /** A segment whose size was never recorded (a lease that ended in a crash and was not resumed). */

@@ -3,9 +3,9 @@ import { pipeline } from 'node:stream/promises';
 import type { BlobPart, BlobStore } from './blob-store.js';
 
 /**
- * `BlobStore.compose` for any store: streams the first `bytes` bytes of each part, in order, into
- * one `createUpload(key)`, so memory stays bounded by the streams' buffers. A part shorter than
- * its `bytes` fails the compose (and nothing lands at `key`): the caller's count was wrong.
+ * `BlobStore.compose` by copy, for any store: streams the first `bytes` bytes of each part, in
+ * order, into one `createUpload(key)`, so memory stays bounded by the streams' buffers. A part
+ * shorter than its `bytes` fails the compose (and nothing lands at `key`): the caller's count was wrong.
  */
 export async function composeParts(store: BlobStore, key: string, parts: readonly BlobPart[]): Promise<number> {
   for (const p of parts) {

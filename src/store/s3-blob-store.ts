@@ -1,4 +1,5 @@
 import { Readable } from 'node:stream';
+import { buffer } from 'node:stream/consumers';
 import { finished } from 'node:stream/promises';
 
 import {
@@ -111,9 +112,9 @@ export class S3BlobStore implements BlobStore {
   async deletePrefix(prefix: string, keep: ReadonlySet<string> = new Set()): Promise<number> {
     assertValidPrefix(prefix);
     let deleted = 0;
-    const pages = paginateListObjectsV2({ client: this.client, pageSize: this.#pageSize }, { Bucket: this.bucket, Prefix: this.prefix + prefix });
-    for await (const page of pages) {
-      const keys = (page.Contents ?? []).flatMap((o) => (o.Key === undefined || keep.has(o.Key.slice(this.prefix.length)) ? [] : [o.Key]));
+    for await (const page of this.#list(prefix)) {
+      // Listed keys as they are: whatever else sits under the prefix goes too, valid blob key or not.
+      const keys = page.flatMap((o) => (keep.has(o.key) ? [] : [this.prefix + o.key]));
       if (keys.length === 0) continue;
       await this.#deleteObjects(keys, prefix);
       deleted += keys.length;
@@ -181,22 +182,28 @@ export class S3BlobStore implements BlobStore {
       return;
     }
     if (res.Metadata?.[MANIFEST_META] !== undefined) {
-      await finished(res.Body.resume()); // a few bytes of the manifest: drain them, keep the socket
-      yield* this.#readComposed(key, await this.#readManifest(key), start, end);
+      let manifest;
+      if (isWhole(res)) {
+        manifest = decodeManifest(await buffer(res.Body), key); // the range covered all of the manifest
+      } else {
+        await finished(res.Body.resume()); // a piece of the manifest: drain it, keep the socket
+        manifest = await this.#readManifest(key);
+      }
+      yield* this.#readComposed(key, manifest, start, end);
       return;
     }
     yield* limited(res.Body, end === undefined ? Infinity : end - start + 1);
   }
 
-  /** GetObject of [start, end]; null when the range starts past the end. */
-  async #get(key: string, start: number, end: number | undefined): Promise<GetResult | null> {
+  /** GetObject of [start, end]; null when the range starts past the end. `what` names the key in a missing-blob error. */
+  async #get(key: string, start: number, end: number | undefined, what = key): Promise<GetResult | null> {
     const range = start === 0 && end === undefined ? undefined : `bytes=${start}-${end ?? ''}`;
     let res;
     try {
       res = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: this.#objectKey(key), Range: range }));
     } catch (err) {
       if (s3Error(err, 'InvalidRange', 416)) return null;
-      if (s3Error(err, 'NoSuchKey')) throw noSuchBlob(key, err);
+      if (s3Error(err, 'NoSuchKey')) throw noSuchBlob(what, err);
       throw err;
     }
     if (!(res.Body instanceof Readable)) throw new Error(`GetObject ${key}: no body stream`);
@@ -206,18 +213,19 @@ export class S3BlobStore implements BlobStore {
   /** Sizes of the existing keys among `keys`: one listing per folder they are in (1000 keys a page), not a HEAD each. */
   async #sizesOf(keys: readonly string[]): Promise<Map<string, number>> {
     const wanted = new Set(keys);
-    const folders = new Set(keys.map((k) => k.slice(0, k.lastIndexOf('/') + 1)));
     const sizes = new Map<string, number>();
-    for (const folder of folders) {
-      const pages = paginateListObjectsV2({ client: this.client, pageSize: this.#pageSize }, { Bucket: this.bucket, Prefix: this.prefix + folder, Delimiter: '/' });
-      for await (const page of pages) {
-        for (const o of page.Contents ?? []) {
-          const key = o.Key?.slice(this.prefix.length);
-          if (key !== undefined && wanted.has(key)) sizes.set(key, o.Size ?? 0);
-        }
-      }
+    for (const folder of new Set(keys.map((k) => k.slice(0, k.lastIndexOf('/') + 1)))) {
+      for await (const page of this.#list(folder, '/')) for (const o of page) if (wanted.has(o.key)) sizes.set(o.key, o.size);
     }
     return sizes;
+  }
+
+  /** Pages of the blobs under `prefix` (only its direct children with `delimiter` '/'), as keys of this store. */
+  async *#list(prefix: string, delimiter?: string): AsyncGenerator<Array<{ key: string; size: number }>> {
+    const pages = paginateListObjectsV2({ client: this.client, pageSize: this.#pageSize }, { Bucket: this.bucket, Prefix: this.prefix + prefix, Delimiter: delimiter });
+    for await (const page of pages) {
+      yield (page.Contents ?? []).flatMap((o) => (o.Key === undefined ? [] : [{ key: o.Key.slice(this.prefix.length), size: o.Size ?? 0 }]));
+    }
   }
 
   async #head(key: string): Promise<HeadObjectCommandOutput | null> {
@@ -232,9 +240,7 @@ export class S3BlobStore implements BlobStore {
   async #readManifest(key: string): Promise<Manifest> {
     const res = await this.#get(key, 0, undefined);
     if (res === null || res.Metadata?.[MANIFEST_META] === undefined) throw new Error(`Blob ${key} was replaced while it was read`);
-    const chunks: Buffer[] = [];
-    for await (const chunk of res.Body) chunks.push(chunk as Buffer);
-    return decodeManifest(Buffer.concat(chunks), key);
+    return decodeManifest(await buffer(res.Body), key);
   }
 
   async #manifestOf(key: string): Promise<Manifest | null> {
@@ -251,9 +257,7 @@ export class S3BlobStore implements BlobStore {
     const pieces = [...partRanges(manifest, start, end ?? Infinity)];
     const request = (i: number): Promise<GetResult | null> => {
       const p = pieces[i]!;
-      const res = this.#get(p.key, p.start, p.end).catch((err: unknown) => {
-        throw (err as { code?: string }).code === 'ENOENT' ? noSuchBlob(`${p.key} (part of ${key})`, err) : err;
-      });
+      const res = this.#get(p.key, p.start, p.end, `${p.key} (part of ${key})`);
       res.catch(() => undefined); // awaited in turn below; never an unhandled rejection meanwhile
       return res;
     };
@@ -299,6 +303,13 @@ export class S3BlobStore implements BlobStore {
 type GetResult = GetObjectCommandOutput & { Body: Readable };
 
 const READ_AHEAD = 4;
+
+/** The response holds the whole object: no Content-Range (a 200), or one from 0 to its last byte. */
+function isWhole(res: GetResult): boolean {
+  if (res.ContentRange === undefined) return true;
+  const m = /^bytes 0-(\d+)\/(\d+)$/.exec(res.ContentRange);
+  return m !== null && Number(m[1]) + 1 === Number(m[2]);
+}
 
 const noSuchBlob = (key: string, cause?: unknown): Error => Object.assign(new Error(`No such blob: ${key}`), { code: 'ENOENT', cause });
 

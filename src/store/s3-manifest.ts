@@ -18,10 +18,10 @@ export interface Manifest {
   parts: BlobPart[];
 }
 
+/** `parts`: each with bytes > 0. */
 export function encodeManifest(parts: readonly BlobPart[]): { body: Buffer; bytes: number } {
-  const kept = parts.filter((p) => p.bytes > 0).map((p) => ({ key: p.key, bytes: p.bytes }));
-  const bytes = kept.reduce((sum, p) => sum + p.bytes, 0);
-  return { body: Buffer.from(JSON.stringify({ format: FORMAT, bytes, parts: kept })), bytes };
+  const bytes = parts.reduce((sum, p) => sum + p.bytes, 0);
+  return { body: Buffer.from(JSON.stringify({ format: FORMAT, bytes, parts: parts.map((p) => ({ key: p.key, bytes: p.bytes })) })), bytes };
 }
 
 export function decodeManifest(body: Buffer, key: string): Manifest {

@@ -210,9 +210,11 @@ describe('S3BlobStore', () => {
     const listed = await store.client.send(new ListObjectsV2Command({ Bucket: server.bucket, Prefix: `${store.prefix}batches/m/output` }));
     expect(listed.Contents?.[0]?.Size).toBeLessThan(1024);
     expect(await store.size('batches/m/output.jsonl')).toBe(5 * MiB + 7);
+    log.length = 0;
     const back: Buffer[] = [];
     for await (const chunk of store.openRead('batches/m/output.jsonl')) back.push(chunk as Buffer);
     expect(Buffer.concat(back).equals(Buffer.concat(datas))).toBe(true);
+    expect(log).toEqual(['GetObjectCommand', 'GetObjectCommand', 'GetObjectCommand']); // the manifest once, then each part
     // A range past the manifest object's own size (S3 answers 416 to the first GET).
     const tail: Buffer[] = [];
     for await (const chunk of store.openRead('batches/m/output.jsonl', { start: 4 * MiB, end: 4 * MiB + 9 })) tail.push(chunk as Buffer);
