@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { newUploadId, newUploadPartId } from '../../../src/domain/index.js';
 import type { UploadPartRecord, UploadRecord } from '../../../src/store/upload-store.js';
 import type { ContractContext } from './context.js';
-import { fileFixture, ids, LONG_MS, PAST_SHORT_MS, SHORT_MS, sleep, T0 } from './fixtures.js';
+import { fileFixture, ids, LONG_MS, MEDIUM_MS, PAST_MEDIUM_MS, sleep, T0 } from './fixtures.js';
 
 export function uploadFixture(overrides: Partial<UploadRecord> = {}): UploadRecord {
   return {
@@ -136,9 +136,9 @@ export function uploadsContract(t: ContractContext): void {
     it('one claim at a time: a live claim refuses others, can be renewed and released; an expired one is taken over', async () => {
       const u = uploadFixture();
       await t.store.uploads.insert(u);
-      expect(await t.store.uploads.claim(u.id, 'a', NOW, SHORT_MS)).toBe(true);
+      expect(await t.store.uploads.claim(u.id, 'a', NOW, MEDIUM_MS)).toBe(true);
       expect(await t.store.uploads.claim(u.id, 'b', NOW, LONG_MS)).toBe(false);
-      await sleep(PAST_SHORT_MS);
+      await sleep(PAST_MEDIUM_MS);
       // A's claim lapsed: it cannot renew it, and B takes it.
       expect(await t.store.uploads.renewClaim(u.id, 'a', LONG_MS)).toBe(false);
       expect(await t.store.uploads.claim(u.id, 'b', NOW, LONG_MS)).toBe(true);

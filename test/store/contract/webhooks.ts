@@ -10,7 +10,7 @@ import {
   type WebhookEventType,
 } from '../../../src/store/webhook-store.js';
 import type { ContractContext } from './context.js';
-import { batchFixture, LONG_MS, PAST_SHORT_MS, SHORT_MS, sleep, T0 } from './fixtures.js';
+import { batchFixture, LONG_MS, MEDIUM_MS, PAST_MEDIUM_MS, sleep, T0 } from './fixtures.js';
 
 export function endpointFixture(overrides: Partial<WebhookEndpointRecord> = {}): WebhookEndpointRecord {
   return {
@@ -145,7 +145,8 @@ export function webhooksContract(t: ContractContext): void {
       await finish(t.store, 'alpha');
       const [c] = await t.store.webhooks.claimDue('r1', LONG_MS, 5);
       const f = c!.fence;
-      const retry = { statusCode: 500, error: 'HTTP 500', next: { kind: 'retry' as const, retryInMs: SHORT_MS } };
+      // Due again after MEDIUM_MS: not yet due a few statements later, on a loaded machine too.
+      const retry = { statusCode: 500, error: 'HTTP 500', next: { kind: 'retry' as const, retryInMs: MEDIUM_MS } };
       expect(await t.store.webhooks.recordAttempt({ ...f, owner: 'r2' }, retry)).toBe(false);
       expect(await t.store.webhooks.recordAttempt({ ...f, epoch: f.epoch + 1 }, retry)).toBe(false);
       expect(await t.store.webhooks.recordAttempt(f, retry)).toBe(true);
@@ -156,8 +157,8 @@ export function webhooksContract(t: ContractContext): void {
       expect(await t.store.webhooks.claimDue('r1', LONG_MS, 5)).toEqual([]);
       const due = (await t.store.webhooks.nextDueInMs())!;
       expect(due).toBeGreaterThan(0);
-      expect(due).toBeLessThanOrEqual(SHORT_MS);
-      await sleep(PAST_SHORT_MS);
+      expect(due).toBeLessThanOrEqual(MEDIUM_MS);
+      await sleep(PAST_MEDIUM_MS);
 
       const [again] = await t.store.webhooks.claimDue('r2', LONG_MS, 5);
       expect(again!.fence).toEqual({ id: f.id, owner: 'r2', epoch: 2 });
@@ -180,9 +181,9 @@ export function webhooksContract(t: ContractContext): void {
     it('an expired lease is claimed again with the next epoch; the old holder can neither record nor release it', async () => {
       await t.store.webhooks.createEndpoint(endpointFixture({ project: 'alpha' }));
       await finish(t.store, 'alpha');
-      const [old] = await t.store.webhooks.claimDue('r1', SHORT_MS, 5);
+      const [old] = await t.store.webhooks.claimDue('r1', MEDIUM_MS, 5);
       expect(await t.store.webhooks.claimDue('r2', LONG_MS, 5)).toEqual([]);
-      await sleep(PAST_SHORT_MS);
+      await sleep(PAST_MEDIUM_MS);
       const [taken] = await t.store.webhooks.claimDue('r2', LONG_MS, 5);
       expect(taken!.fence).toEqual({ id: old!.delivery.id, owner: 'r2', epoch: old!.fence.epoch + 1 });
       expect(await t.store.webhooks.recordAttempt(old!.fence, { statusCode: 200, error: null, next: { kind: 'delivered' } })).toBe(false);
