@@ -147,25 +147,33 @@ describe('UpstreamPool', () => {
   });
 
   it('MAX_WORKERS=auto: starts each upstream at 8 and reports the sum of the healthy ones', async () => {
-    // 40 ms: scheduling noise on a loaded runner stays small next to the latency slow start watches.
-    const ms = await Promise.all([0, 1].map(() => mock({ latencyMs: 40, capacity: 32 })));
+    // 100 ms: scheduling noise on a loaded runner stays small next to the latency slow start watches
+    // (at 40 ms, one stalled answer among the first could end slow start below 16).
+    const ms = await Promise.all([0, 1].map(() => mock({ latencyMs: 100, capacity: 32 })));
     const p = pool(ms.map((m) => m.url), { maxWorkers: 'auto', autoMaxPerUpstream: 256 });
     expect(p.totalLimit).toBe(16);
     const seen: number[] = [];
     p.onCapacityChange((n) => seen.push(n));
-    // Keep the limit busy for a while: it should grow.
+    // Keep the limit busy for a while, as the engine does: it should grow. A completion or a new
+    // limit wakes the loop (polling with timers would load the event loop that the latency is
+    // measured on).
+    let wake = (): void => undefined;
+    const woken = (): Promise<void> => new Promise((r) => (wake = r));
+    p.onCapacityChange(() => wake());
+    const sending = new Set<Promise<unknown>>();
     let next = 0;
     const deadline = Date.now() + 2000;
-    const worker = async (): Promise<void> => {
-      while (Date.now() < deadline) {
-        if (p.status().reduce((n, s) => n + s.in_flight, 0) >= p.totalLimit) {
-          await new Promise((r) => setTimeout(r, 1));
-          continue;
-        }
-        await p.send(req(`r${next++}`), never);
+    while (Date.now() < deadline) {
+      while (sending.size < p.totalLimit) {
+        const s = p.send(req(`r${next++}`), never).finally(() => {
+          sending.delete(s);
+          wake();
+        });
+        sending.add(s);
       }
-    };
-    await Promise.all(Array.from({ length: 128 }, worker));
+      await woken();
+    }
+    await Promise.all(sending);
     // It grew while the mocks kept up. Where it ends depends on this machine's load (a busy CI
     // runner's latency can put the knee below the start), so the final value is not asserted.
     expect(seen.length).toBeGreaterThan(0);
