@@ -86,7 +86,7 @@ export class S3BlobStore implements BlobStore {
   }
 
   openRead(key: string, opts: { start?: number; end?: number } = {}): Readable {
-    this.#objectKey(key); // an invalid key throws here, not in the stream
+    assertValidKey(key); // here, not later in the stream
     return Readable.from(this.#read(key, opts.start ?? 0, opts.end), { objectMode: false });
   }
 
@@ -139,9 +139,9 @@ export class S3BlobStore implements BlobStore {
    * must be plain blobs (uploads or segments), not composed ones.
    */
   async compose(key: string, parts: readonly BlobPart[]): Promise<number> {
-    this.#objectKey(key);
+    assertValidKey(key);
     for (const p of parts) {
-      this.#objectKey(p.key);
+      assertValidKey(p.key);
       if (!Number.isSafeInteger(p.bytes) || p.bytes < 0) throw new Error(`Invalid byte count ${p.bytes} for part ${p.key}`);
     }
     const used = parts.filter((p) => p.bytes > 0);
